@@ -1,0 +1,311 @@
+"""The `codesearch` command.
+
+Imports stay lazy: `--help` and `status` must answer in well under a second,
+so nothing here imports torch, lancedb or tree-sitter at module level.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="codesearch",
+    help="Semantic code search for a local repository: index once, then query in plain words.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _find_index(start: Path, explicit: Path | None) -> Path:
+    from codesearch.store import INDEX_DIRNAME
+
+    if explicit is not None:
+        candidate = explicit if explicit.name == INDEX_DIRNAME else explicit / INDEX_DIRNAME
+        if not (candidate / "manifest.json").exists():
+            fail(f"no index at {candidate}: run `codesearch index` in that folder first")
+        return candidate
+    here = start.resolve()
+    for folder in (here, *here.parents):
+        if (folder / INDEX_DIRNAME / "manifest.json").exists():
+            return folder / INDEX_DIRNAME
+    fail(f"no index found in {here} or its parents: run `codesearch index` first")
+
+
+class RichProgress:
+    """Progress bars on a terminal; silence when piped."""
+
+    LABELS = {"discover": "discovering files", "chunk": "chunking", "embed": "embedding"}
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self._progress: Any = None
+        self._tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> RichProgress:
+        if self.enabled:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._progress = Progress(
+                SpinnerColumn(), TextColumn("{task.description:<18}"), BarColumn(),
+                MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                console=err_console, transient=False,
+            )
+            self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+    def start(self, stage: str, total: int | None) -> None:
+        if self._progress is not None:
+            self._tasks[stage] = self._progress.add_task(self.LABELS.get(stage, stage), total=total)
+
+    def advance(self, stage: str, amount: int = 1) -> None:
+        if self._progress is not None and stage in self._tasks:
+            self._progress.advance(self._tasks[stage], amount)
+
+    def finish(self, stage: str) -> None:
+        if self._progress is not None and stage in self._tasks:
+            task = self._tasks[stage]
+            total = self._progress.tasks[task].total
+            if total is None:
+                self._progress.update(task, total=1, completed=1)
+
+    def message(self, text: str) -> None:
+        if self.enabled:
+            err_console.print(f"[dim]{text}[/]")
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from codesearch.embed import ModelUnavailableError
+    from codesearch.http import RemoteError
+    from codesearch.lock import LockTimeout
+    from codesearch.models import UnknownModelError
+    from codesearch.store import IndexError_
+
+    return (IndexError_, UnknownModelError, ModelUnavailableError, RemoteError, LockTimeout, ValueError)
+
+
+@app.command()
+def index(
+    path: Annotated[Path, typer.Argument(help="Folder to index (default: current folder).")] = Path("."),
+    model: Annotated[str, typer.Option("--model", "-m", help="Embedding model (see `codesearch models`).")] = "minilm",
+    dim: Annotated[int | None, typer.Option(help="Truncate vectors to this many dimensions (MRL models).")] = None,
+    precision: Annotated[str, typer.Option(help="Vector storage: float32, int8 or binary.")] = "float32",
+    backend: Annotated[str, typer.Option(help="Local runtime: auto, torch, onnx or onnx-int8.")] = "auto",
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="Drop the index and embed everything again.")] = False,
+    lexical_only: Annotated[bool, typer.Option("--lexical-only", help="Build the full-text tier only; embed later.")] = False,
+    max_file_size: Annotated[int, typer.Option(help="Skip files larger than this many bytes.")] = 1_000_000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
+) -> None:
+    """Index a folder: chunk every source file, build the full-text index, embed the chunks."""
+    if not path.exists():
+        fail(f"no such folder: {path}")
+    if not path.is_dir():
+        fail(f"not a folder: {path}")
+    from codesearch.indexer import IndexOptions, build_index
+
+    options = IndexOptions(
+        model=model, dim=dim, precision=precision, backend=backend, rebuild=rebuild,
+        embed=not lexical_only, max_file_bytes=max_file_size,
+    )
+    show = sys.stderr.isatty() and not quiet and not as_json
+    try:
+        with RichProgress(show) as progress:
+            report = build_index(path, options, progress)
+    except KeyboardInterrupt:
+        err_console.print(
+            "[yellow]interrupted:[/] the index stays usable as it was; "
+            "run `codesearch index` again to finish"
+        )
+        raise typer.Exit(130) from None
+    except _known_errors() as err:
+        fail(str(err))
+    summary = {
+        "root": report.root, "files": report.files, "files_changed": report.files_changed,
+        "files_deleted": report.files_deleted, "chunks": report.chunks_total,
+        "chunks_written": report.chunks_written, "embedded": report.embedded,
+        "vectors_pending": report.vectors_pending, "decode_errors": report.decode_errors,
+        "unreadable": report.unreadable, "skipped_binary": report.skipped_binary,
+        "skipped_large": report.skipped_large,
+        "seconds_lexical": round(report.seconds_lexical, 3),
+        "seconds": round(report.seconds_total, 3),
+        "chunks_per_second": round(report.chunks_per_second, 1),
+    }
+    if as_json:
+        print(json.dumps(summary, indent=2))
+    elif not quiet:
+        extra = []
+        if report.decode_errors:
+            extra.append(f"{report.decode_errors} non-UTF-8 decoded with replacement")
+        if report.unreadable:
+            extra.append(f"{report.unreadable} unreadable skipped")
+        if report.skipped_binary or report.skipped_large:
+            extra.append(f"{report.skipped_binary} binary, {report.skipped_large} too large skipped")
+        tail = f" ({'; '.join(extra)})" if extra else ""
+        console.print(
+            f"indexed {report.files} files ({report.files_changed} changed, "
+            f"{report.files_deleted} removed), {report.chunks_total} chunks, "
+            f"embedded {report.embedded} in {report.seconds_total:.1f}s "
+            f"({report.chunks_per_second:.1f} chunks/s){tail}",
+            highlight=False,
+        )
+
+
+@app.command()
+def query(
+    text: Annotated[str, typer.Argument(help="What you are looking for, in words or as a symbol name.")],
+    k: Annotated[int, typer.Option("-k", "--top", help="Number of results.")] = 10,
+    mode: Annotated[str, typer.Option(help="hybrid, text or vector.")] = "hybrid",
+    lang: Annotated[list[str] | None, typer.Option("--lang", help="Only this language (repeatable).")] = None,
+    path_glob: Annotated[str | None, typer.Option("--path", help="Only paths matching this glob, e.g. 'src/*'.")] = None,
+    content: Annotated[str, typer.Option(help="code, docs or all.")] = "code",
+    lines: Annotated[int, typer.Option(help="Snippet lines to show per result.")] = 8,
+    index_path: Annotated[Path | None, typer.Option("--index", help="Index folder (default: found upwards from here).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document (schema in the README).")] = False,
+) -> None:
+    """Search the index of the enclosing folder."""
+    from codesearch.search import CONTENT_TYPES, MODES
+
+    if mode not in MODES:
+        fail(f"unknown mode '{mode}': choose one of {', '.join(MODES)}", 2)
+    if content not in CONTENT_TYPES:
+        fail(f"unknown content '{content}': choose one of {', '.join(CONTENT_TYPES)}", 2)
+    if k < 1:
+        fail("-k must be at least 1", 2)
+    index_dir = _find_index(Path.cwd(), index_path)
+    from codesearch.search import Searcher, SearchOptions
+
+    options = SearchOptions(k=k, mode=mode, languages=tuple(lang or ()), path_glob=path_glob, content=content)
+    try:
+        searcher = Searcher(index_dir)
+        result = searcher.search(text, options)
+    except _known_errors() as err:
+        fail(str(err))
+    if as_json:
+        from codesearch.render import print_json, result_to_json
+
+        print_json(result_to_json(result, str(index_dir), searcher.manifest.model))
+        return
+    from codesearch.render import render_hits
+
+    if result.chunks == 0:
+        console.print("the index is empty: no source files were found when it was built")
+        return
+    render_hits(console, result, lines)
+
+
+def _changed_since(root: Path, indexed_at: float, limit_seconds: float = 0.5) -> int | None:
+    """Files modified after the last index run (cheap stat walk, capped in time)."""
+    from codesearch.discover import discover
+
+    started = time.perf_counter()
+    changed = 0
+    for source in discover(root):
+        if source.mtime_ns / 1e9 > indexed_at:
+            changed += 1
+        if time.perf_counter() - started > limit_seconds:
+            return None
+    return changed
+
+
+@app.command()
+def status(
+    path: Annotated[Path, typer.Argument(help="Folder inside an indexed tree.")] = Path("."),
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Where the index is, which model built it, how big and how fresh it is."""
+    if not path.exists():
+        fail(f"no such folder: {path}")
+    from codesearch.store import read_manifest
+
+    index_dir = _find_index(path, None)
+    manifest = read_manifest(index_dir)
+    assert manifest is not None
+    size = sum(p.stat().st_size for p in index_dir.rglob("*") if p.is_file())
+    changed = _changed_since(index_dir.parent, manifest.indexed_at)
+    data = {
+        "index": str(index_dir), "root": str(index_dir.parent), "model": manifest.model,
+        "dim": manifest.dim, "precision": manifest.precision, "files": manifest.files,
+        "chunks": manifest.chunks, "vectors_pending": manifest.vectors_pending,
+        "complete": manifest.complete, "size_bytes": size, "indexed_at": manifest.indexed_at,
+        "changed_since": changed, "codesearch_version": manifest.codesearch_version,
+    }
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return
+    ago = time.time() - manifest.indexed_at
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(manifest.indexed_at))
+    changed_text = "unknown (large tree)" if changed is None else str(changed)
+    rows = [
+        ("index", data["index"]),
+        ("model", f"{manifest.model} ({manifest.dim} dims, {manifest.precision})"),
+        ("files", str(manifest.files)),
+        ("chunks", str(manifest.chunks)),
+        ("not yet embedded", str(manifest.vectors_pending)),
+        ("size on disk", f"{size / 1e6:.1f} MB"),
+        ("last indexed", f"{when} ({_ago(ago)})"),
+        ("changed since", changed_text),
+    ]
+    if not manifest.complete:
+        rows.append(("state", "incomplete: run `codesearch index` to finish"))
+    for key, value in rows:
+        console.print(f"[bold]{key:>17}[/]  {value}", highlight=False)
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s ago"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min ago"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f} h ago"
+    return f"{seconds / 86400:.0f} days ago"
+
+
+def _mount_optional() -> None:
+    """Sub-commands that live in their own modules (each imports lazily)."""
+    try:
+        from codesearch.cli_models import models_app
+    except ImportError:
+        return
+    app.add_typer(models_app, name="models", help="List the embedding models and their exact prompts.")
+
+
+_mount_optional()
+
+
+def main() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        app()
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]")
+        sys.exit(130)

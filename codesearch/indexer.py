@@ -1,0 +1,388 @@
+"""discover -> chunk -> store (lexical tier) -> embed (vector tier).
+
+The lexical tier is written first and is queryable on its own; vectors follow
+and are resumable: whatever chunk content has no vector yet is embedded by the
+next run (or by `index --background`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from codesearch import __version__
+from codesearch.chunk import Chunk, ChunkBudget, chunk_file
+from codesearch.discover import DiscoveryOptions, DiscoveryStats, SourceFile, discover, read_text
+from codesearch.lock import index_lock
+from codesearch.models import DEFAULT_MODEL, ModelProfile, get_profile
+from codesearch.store import (
+    INDEX_DIRNAME,
+    ChunkRow,
+    FileState,
+    IndexError_,
+    IndexStore,
+    Manifest,
+    read_manifest,
+    write_manifest,
+)
+from codesearch.tokens import lexical_text, path_words, symbol_words
+
+
+class Progress(Protocol):
+    def start(self, stage: str, total: int | None) -> None: ...
+    def advance(self, stage: str, amount: int = 1) -> None: ...
+    def finish(self, stage: str) -> None: ...
+    def message(self, text: str) -> None: ...
+
+
+class NullProgress:
+    def start(self, stage: str, total: int | None) -> None:
+        pass
+
+    def advance(self, stage: str, amount: int = 1) -> None:
+        pass
+
+    def finish(self, stage: str) -> None:
+        pass
+
+    def message(self, text: str) -> None:
+        pass
+
+
+@dataclass
+class IndexOptions:
+    model: str = DEFAULT_MODEL
+    dim: int | None = None
+    precision: str = "float32"
+    backend: str = "auto"
+    rebuild: bool = False
+    embed: bool = True  # False: lexical tier only, vectors left pending
+    max_file_bytes: int = 1_000_000
+    paths: Sequence[str] | None = None  # only these paths (git hook); None = full walk
+    batch_files: int = 64
+    embed_batch: int = 64
+    lock_timeout: float = 600.0
+
+
+@dataclass
+class IndexReport:
+    root: str = ""
+    files: int = 0
+    files_changed: int = 0
+    files_deleted: int = 0
+    chunks_written: int = 0
+    chunks_total: int = 0
+    embedded: int = 0
+    vectors_pending: int = 0
+    decode_errors: int = 0
+    unreadable: int = 0
+    skipped_binary: int = 0
+    skipped_large: int = 0
+    seconds_lexical: float = 0.0
+    seconds_total: float = 0.0
+    embedded_texts: list[str] = field(default_factory=list, repr=False)
+
+    @property
+    def chunks_per_second(self) -> float:
+        return self.embedded / self.seconds_total if self.seconds_total else 0.0
+
+
+EmbedderFactory = Callable[[ModelProfile, int | None], object]
+
+
+def index_dir_for(root: Path) -> Path:
+    return root / INDEX_DIRNAME
+
+
+def file_hash(data: str) -> str:
+    return hashlib.blake2b(data.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def content_hash(chunk: Chunk) -> str:
+    """Key of the embedding cache: what the vector depends on, minus the path.
+
+    Leaving the path out means a moved or copied definition is never embedded
+    twice; its vector keeps the path words of its first location, a small cost.
+    """
+    context = getattr(chunk, "context", "")
+    blob = "\x1f".join((chunk.kind, chunk.symbol, context, chunk.text))
+    return hashlib.blake2b(blob.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def embedding_text(path: str, symbol: str, context: str, text: str) -> str:
+    """What the model reads: path and qualified symbol (also as plain words), then the code."""
+    header = f"{path} {symbol}".strip()
+    words = " ".join(dict.fromkeys((symbol_words(symbol) + " " + path_words(path)).split()))
+    body = f"{context}\n{text}" if context else text
+    return f"{header}\n{words}\n{body}"
+
+
+def chunk_rows(chunks: Sequence[Chunk], fhash: str) -> list[ChunkRow]:
+    rows = []
+    for c in chunks:
+        chash = content_hash(c)
+        context = getattr(c, "context", "")
+        row_id = hashlib.blake2b(
+            f"{c.path}\x1f{c.start_line}\x1f{c.end_line}\x1f{chash}".encode("utf-8", "surrogatepass"),
+            digest_size=12,
+        ).hexdigest()
+        rows.append(
+            ChunkRow(
+                id=row_id, path=c.path, language=c.language, symbol=c.symbol, kind=c.kind,
+                start_line=c.start_line, end_line=c.end_line, text=c.text, context=context,
+                content_type=c.content_type, content_hash=chash, file_hash=fhash,
+                lex_symbol=f"{symbol_words(c.symbol)} {c.kind}".strip(),
+                lex_path=path_words(c.path),
+                lex_body=lexical_text(f"{context}\n{c.text}" if context else c.text),
+            )
+        )
+    return rows
+
+
+def _batches(items: Sequence[SourceFile], size: int) -> Iterator[Sequence[SourceFile]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def new_manifest(profile: ModelProfile, dim: int, precision: str) -> Manifest:
+    return Manifest(
+        codesearch_version=__version__, model=profile.name, hub_id=profile.hub_id,
+        revision=profile.revision, fingerprint=profile.fingerprint(dim, precision), dim=dim,
+        precision=precision, query_prompt=profile.query_prompt,
+        document_prompt=profile.document_prompt, created_at=time.time(),
+    )
+
+
+def check_compatible(existing: Manifest, wanted: Manifest) -> None:
+    if existing.schema_version != wanted.schema_version:
+        raise IndexError_(
+            f"index was written by an incompatible codesearch (schema {existing.schema_version}); "
+            "run `codesearch index --rebuild`"
+        )
+    if existing.fingerprint != wanted.fingerprint:
+        raise IndexError_(
+            f"index uses model {existing.model} (dim {existing.dim}, {existing.precision}); "
+            f"asked for {wanted.model} (dim {wanted.dim}, {wanted.precision}): "
+            "add --rebuild to re-embed everything with the new model"
+        )
+
+
+def _reset_index(index_dir: Path) -> None:
+    import shutil
+
+    for name in ("lance", "manifest.json"):
+        target = index_dir / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+
+
+def _ensure_git_exclude(root: Path) -> None:
+    """Keep the index out of `git status` without touching the user's .gitignore."""
+    git_dir = root / ".git"
+    if not git_dir.is_dir():
+        return
+    exclude = git_dir / "info" / "exclude"
+    try:
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        current = exclude.read_text() if exclude.exists() else ""
+        if f"/{INDEX_DIRNAME}/" not in current.split():
+            sep = "" if current.endswith("\n") or not current else "\n"
+            exclude.write_text(f"{current}{sep}/{INDEX_DIRNAME}/\n")
+    except OSError:
+        pass
+
+
+def build_index(
+    root: Path,
+    options: IndexOptions | None = None,
+    progress: Progress | None = None,
+    embedder: object | None = None,
+) -> IndexReport:
+    """Index `root` incrementally. Safe to interrupt at any point."""
+    options = options or IndexOptions()
+    progress = progress or NullProgress()
+    root = root.resolve()
+    if not root.is_dir():
+        raise IndexError_(f"no such folder: {root}")
+    index_dir = index_dir_for(root)
+    index_dir.mkdir(exist_ok=True)
+    _ensure_git_exclude(root)
+    started = time.perf_counter()
+    with index_lock(index_dir, timeout=options.lock_timeout, on_wait=progress.message):
+        profile = get_profile(options.model)
+        dim = options.dim or profile.dims
+        wanted = new_manifest(profile, dim, options.precision)
+        existing = read_manifest(index_dir)
+        if existing is not None and options.rebuild:
+            _reset_index(index_dir)
+            existing = None
+        if existing is not None:
+            check_compatible(existing, wanted)
+            wanted.created_at = existing.created_at
+        write_manifest(index_dir, _mark(existing or wanted, complete=False))
+        store = IndexStore(index_dir, dim=dim)
+        report = IndexReport(root=str(root))
+        _lexical_tier(root, store, options, progress, report)
+        report.seconds_lexical = time.perf_counter() - started
+        manifest = existing or wanted
+        _record(index_dir, manifest, store, report, complete=False)
+        if options.embed:
+            _vector_tier(store, profile, dim, options, progress, report, embedder)
+        store.optimize()
+        _record(index_dir, manifest, store, report, complete=report.vectors_pending == 0)
+    report.seconds_total = time.perf_counter() - started
+    return report
+
+
+def _mark(manifest: Manifest, complete: bool) -> Manifest:
+    manifest.complete = complete
+    return manifest
+
+
+def _record(
+    index_dir: Path, manifest: Manifest, store: IndexStore, report: IndexReport, complete: bool
+) -> None:
+    report.chunks_total = store.count_chunks()
+    report.vectors_pending = len(set(store.chunk_hashes()) - store.vector_hashes())
+    manifest.files = store.files.count_rows()
+    manifest.chunks = report.chunks_total
+    manifest.vectors_pending = report.vectors_pending
+    manifest.indexed_at = time.time()
+    manifest.complete = complete
+    write_manifest(index_dir, manifest)
+
+
+def _changed_files(
+    files: Sequence[SourceFile], known: dict[str, FileState]
+) -> list[SourceFile]:
+    changed = []
+    for f in files:
+        state = known.get(f.path)
+        if state is None or state.size != f.size or state.mtime_ns != f.mtime_ns:
+            changed.append(f)
+    return changed
+
+
+def _lexical_tier(
+    root: Path, store: IndexStore, options: IndexOptions, progress: Progress, report: IndexReport
+) -> None:
+    known = store.file_states()
+    disc_options = DiscoveryOptions(max_file_bytes=options.max_file_bytes)
+    stats = DiscoveryStats()
+    progress.start("discover", None)
+    if options.paths is not None:
+        from codesearch.discover import files_from_paths
+
+        files, gone = files_from_paths(root, options.paths, disc_options)
+        deleted = [p for p in gone if p in known]
+    else:
+        files = list(discover(root, disc_options, stats))
+        present = {f.path for f in files}
+        deleted = [p for p in known if p not in present]
+    progress.finish("discover")
+    report.files = len(files) if options.paths is None else len(known) + len(files)
+    report.skipped_binary = stats.skipped_binary
+    report.skipped_large = stats.skipped_large
+    report.unreadable = stats.skipped_unreadable
+    candidates = _changed_files(files, known)
+    progress.start("chunk", len(candidates))
+    for batch in _batches(candidates, options.batch_files):
+        states, touched, rows = [], [], []
+        for source in batch:
+            result = _chunk_source(source, known.get(source.path), report)
+            if result is not None:
+                state, file_rows = result
+                if file_rows is None:
+                    touched.append(state)
+                else:
+                    states.append(state)
+                    rows.extend(file_rows)
+            progress.advance("chunk")
+        if states:
+            store.replace_files(states, rows)
+            report.chunks_written += len(rows)
+        if touched:
+            store.update_files(touched)
+    progress.finish("chunk")
+    if deleted:
+        store.delete_paths(deleted)
+    report.files_deleted = len(deleted)
+    store.ensure_fts()
+
+
+def _chunk_source(
+    source: SourceFile, previous: FileState | None, report: IndexReport
+) -> tuple[FileState, list[ChunkRow] | None] | None:
+    """New file state and chunk rows; rows are None when only size/mtime moved."""
+    try:
+        text, had_errors = read_text(source)
+    except OSError:
+        report.unreadable += 1
+        return None
+    fhash = file_hash(text)
+    report.decode_errors += int(had_errors)
+    if previous is not None and previous.file_hash == fhash:
+        # Touched but not changed: refresh size/mtime only (rows stay as they are).
+        state = FileState(source.path, source.size, source.mtime_ns, fhash,
+                          previous.language, previous.chunks, had_errors)
+        return state, None
+    report.files_changed += 1
+    chunks = chunk_file(source.path, text, source.language, ChunkBudget())
+    rows = chunk_rows(chunks, fhash)
+    state = FileState(source.path, source.size, source.mtime_ns, fhash,
+                      source.language or "text", len(rows), had_errors)
+    return state, rows
+
+
+def _vector_tier(
+    store: IndexStore,
+    profile: ModelProfile,
+    dim: int,
+    options: IndexOptions,
+    progress: Progress,
+    report: IndexReport,
+    embedder: object | None,
+) -> None:
+    pending = _pending(store)
+    if not pending:
+        return
+    if embedder is None:
+        progress.message(f"loading model {profile.name}")
+        embedder = load_index_embedder(profile, dim, options.backend)
+    progress.start("embed", len(pending))
+    ordered = sorted(pending, key=lambda item: len(item[1]))  # similar lengths pad less
+    for start in range(0, len(ordered), options.embed_batch):
+        part = ordered[start : start + options.embed_batch]
+        texts = [text for _, text in part]
+        vectors = embedder.embed_documents(texts)  # type: ignore[attr-defined]
+        store.add_vectors([h for h, _ in part], vectors)
+        report.embedded += len(part)
+        report.embedded_texts.extend(texts)
+        progress.advance("embed", len(part))
+    progress.finish("embed")
+
+
+def _pending(store: IndexStore) -> list[tuple[str, str]]:
+    """(content_hash, text to embed) for chunk contents without a vector."""
+    from codesearch.store import scan
+
+    have = store.vector_hashes()
+    table = scan(store.chunks, ["content_hash", "path", "symbol", "context", "text"])
+    out: dict[str, str] = {}
+    for row in table.to_pylist():
+        h = row["content_hash"]
+        if h not in have and h not in out:
+            out[h] = embedding_text(row["path"], row["symbol"], row["context"], row["text"])
+    return list(out.items())
+
+
+def load_index_embedder(profile: ModelProfile, dim: int | None, backend: str = "auto") -> object:
+    from codesearch.embed import load_embedder
+
+    return load_embedder(profile, dim)

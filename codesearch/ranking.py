@@ -1,0 +1,169 @@
+"""Code-aware ranking: fuse lexical and vector candidates, then apply signals.
+
+Each signal can be switched off (`RankingConfig`) so its worth can be measured
+with an ablation on the development benchmark (`bench/ablation.py`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+
+from codesearch.tokens import looks_like_symbol, query_words, split_identifier
+
+
+@dataclass(frozen=True)
+class RankingConfig:
+    adaptive_fusion: bool = True  # symbol-like queries lean on the lexical list
+    symbol_boost: bool = True  # query names the definition
+    path_match: bool = True  # query words in the file path
+    file_coherence: bool = True  # several hits in one file lift each other
+    path_penalties: bool = True  # tests, examples, vendored, generated code sink
+    dedup: bool = True  # overlapping chunks of one file shown once
+    rrf_k: int = 60
+
+    @classmethod
+    def without(cls, *names: str) -> RankingConfig:
+        return cls(**{n: False for n in names})
+
+    @classmethod
+    def none(cls) -> RankingConfig:
+        return cls(**{f.name: False for f in fields(cls) if f.type in ("bool", bool)})
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What ranking needs to know of a chunk."""
+
+    index: int
+    path: str
+    symbol: str
+    kind: str
+    start_line: int
+    end_line: int
+
+
+_TEST_PATH = re.compile(
+    r"(^|/)(tests?|__tests__|spec|specs|testing|testdata|fixtures?)(/|$)|(^|/)test_[^/]*$|"
+    r"_test\.[a-z]+$|\.(test|spec)\.[a-z]+$|(^|/)conftest\.py$|Tests?\.(java|kt|cs|swift)$"
+)
+_EXAMPLE_PATH = re.compile(r"(^|/)(examples?|samples?|demos?|docs?|benchmarks?|bench)(/|$)")
+_VENDOR_PATH = re.compile(
+    r"(^|/)(vendor|vendored|third_party|thirdparty|external|extern|_vendor|node_modules)(/|$)|"
+    r"(\.min\.js|\.pb\.go|_pb2\.py|\.generated\.[a-z]+|\.g\.dart)$"
+)
+
+
+def path_penalty(path: str, query: str) -> float:
+    lowered = query.lower()
+    if _VENDOR_PATH.search(path):
+        return 0.5
+    if _TEST_PATH.search(path) and "test" not in lowered and "spec" not in lowered:
+        return 0.6
+    if _EXAMPLE_PATH.search(path) and not any(w in lowered for w in ("example", "doc", "bench")):
+        return 0.8
+    return 1.0
+
+
+def _symbol_parts(symbol: str) -> list[str]:
+    return [p for p in re.split(r"\.|::|#|->|/", symbol) if p]
+
+
+def symbol_factor(query: str, words: Sequence[str], symbol: str, symbolish: bool) -> float:
+    if not symbol:
+        return 1.0
+    parts = _symbol_parts(symbol)
+    last = parts[-1].lower() if parts else ""
+    q = query.strip().rstrip("()")
+    if symbolish:
+        q_parts = _symbol_parts(q)
+        if q.lower() == symbol.lower():
+            return 3.0
+        if q_parts and [p.lower() for p in q_parts] == [p.lower() for p in parts[-len(q_parts):]]:
+            return 2.6
+        if q_parts and q_parts[-1].lower() == last:
+            return 1.8
+    if not words:
+        return 1.0
+    sym_words = set(split_identifier(symbol.replace(".", "_").replace("::", "_")))
+    sym_words.update(p.lower() for p in parts)
+    hits = sum(1 for w in words if w in sym_words)
+    if hits == 0:
+        return 1.0
+    coverage = hits / len(words)
+    exact_name = any(w == last for w in words)
+    return 1.0 + 0.6 * coverage + (0.3 if exact_name else 0.0)
+
+
+def path_factor(words: Sequence[str], path: str) -> float:
+    if not words:
+        return 1.0
+    stem_words = set(split_identifier(re.sub(r"[^A-Za-z0-9]+", "_", path)))
+    hits = sum(1 for w in words if w in stem_words)
+    return 1.0 + 0.25 * hits / len(words)
+
+
+def fuse_and_rank(
+    query: str,
+    lexical: Sequence[int],
+    vector: Sequence[int],
+    candidates: Mapping[int, Candidate],
+    config: RankingConfig,
+) -> list[tuple[int, float]]:
+    """Ranked (chunk index, score) from the two ranked candidate lists."""
+    symbolish = looks_like_symbol(query)
+    words = query_words(query)
+    w_lex, w_vec = 1.0, 1.0
+    if config.adaptive_fusion and symbolish:
+        w_lex, w_vec = 1.0, 0.35
+    base: dict[int, float] = defaultdict(float)
+    for rank, idx in enumerate(lexical):
+        base[idx] += w_lex / (config.rrf_k + rank + 1)
+    for rank, idx in enumerate(vector):
+        base[idx] += w_vec / (config.rrf_k + rank + 1)
+    scores: dict[int, float] = {}
+    for idx, score in base.items():
+        cand = candidates[idx]
+        if config.symbol_boost:
+            score *= symbol_factor(query, words, cand.symbol, symbolish)
+        if config.path_match:
+            score *= path_factor(words, cand.path)
+        if config.path_penalties:
+            score *= path_penalty(cand.path, query)
+        scores[idx] = score
+    if config.file_coherence:
+        scores = _file_coherence(scores, candidates)
+    ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+    if config.dedup:
+        ranked = _dedup(ranked, candidates)
+    return ranked
+
+
+def _file_coherence(
+    scores: dict[int, float], candidates: Mapping[int, Candidate]
+) -> dict[int, float]:
+    by_file: dict[str, list[float]] = defaultdict(list)
+    for idx, score in scores.items():
+        by_file[candidates[idx].path].append(score)
+    out = {}
+    for idx, score in scores.items():
+        siblings = sorted(by_file[candidates[idx].path], reverse=True)
+        others = sum(siblings[:4]) - score if score in siblings[:4] else sum(siblings[:3])
+        out[idx] = score + 0.15 * max(0.0, others)
+    return out
+
+
+def _dedup(
+    ranked: list[tuple[int, float]], candidates: Mapping[int, Candidate]
+) -> list[tuple[int, float]]:
+    kept: list[tuple[int, float]] = []
+    spans: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for idx, score in ranked:
+        c = candidates[idx]
+        if any(c.start_line <= e and s <= c.end_line for s, e in spans[c.path]):
+            continue
+        spans[c.path].append((c.start_line, c.end_line))
+        kept.append((idx, score))
+    return kept

@@ -1,0 +1,87 @@
+"""Print search results for people (rich) and for scripts (JSON)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any
+
+from rich.console import Console, Group
+from rich.syntax import Syntax
+from rich.text import Text
+
+from codesearch.search import Hit, SearchResult
+from codesearch.tokens import query_words
+
+JSON_SCHEMA_VERSION = 1
+
+# tree-sitter language names that Pygments spells differently.
+_LEXERS = {"tsx": "tsx", "csharp": "csharp", "cpp": "cpp", "bash": "bash", "text": "text"}
+
+
+def result_to_json(result: SearchResult, index_dir: str, model: str, lines: int | None = None) -> dict[str, Any]:
+    hits = []
+    for hit in result.hits:
+        item = asdict(hit)
+        item["snippet"] = _snippet_lines(hit, lines) if lines else hit.text
+        del item["text"]
+        hits.append(item)
+    return {
+        "schema_version": JSON_SCHEMA_VERSION,
+        "query": result.query,
+        "mode": result.mode,
+        "index": index_dir,
+        "model": model,
+        "chunks": result.chunks,
+        "vectors_pending": result.vectors_pending,
+        "timings_ms": {k: round(v, 2) for k, v in result.timings_ms.items()},
+        "results": hits,
+    }
+
+
+def print_json(data: dict[str, Any]) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _snippet_lines(hit: Hit, lines: int | None) -> str:
+    body = hit.text.splitlines()
+    return "\n".join(body[:lines]) if lines else hit.text
+
+
+def _matching_lines(hit: Hit, words: list[str], shown: int) -> set[int]:
+    marked = set()
+    for offset, line in enumerate(hit.text.splitlines()[:shown]):
+        lowered = line.lower()
+        if any(w in lowered for w in words):
+            marked.add(hit.start_line + offset)
+    return marked
+
+
+def render_hits(console: Console, result: SearchResult, lines: int) -> None:
+    if not result.hits:
+        console.print(f"no results for [bold]{result.query}[/]")
+        return
+    words = query_words(result.query)
+    for hit in result.hits:
+        header = Text()
+        header.append(f"{hit.rank:>2}  ", style="bold")
+        header.append(f"{hit.path}:{hit.start_line}-{hit.end_line}", style="bold cyan")
+        if hit.symbol:
+            header.append(f"  {hit.symbol}", style="bold yellow")
+        header.append(f"  {hit.kind}", style="dim")
+        header.append(f"  {hit.score:.4f}", style="dim")
+        if hit.rerank_score is not None:
+            header.append(f"  rerank {hit.rerank_score:.3f}", style="magenta")
+        snippet = _snippet_lines(hit, lines)
+        syntax = Syntax(
+            snippet, _LEXERS.get(hit.language, hit.language), line_numbers=True,
+            start_line=hit.start_line, word_wrap=False, background_color="default",
+            highlight_lines=_matching_lines(hit, words, lines),
+        )
+        console.print(Group(header, syntax))
+        console.print()
+    if result.vectors_pending:
+        console.print(
+            f"[dim]{result.vectors_pending} of {result.chunks} chunks not embedded yet: "
+            "results are partly lexical until `codesearch index` finishes[/]"
+        )

@@ -1,0 +1,233 @@
+"""Query an index: lexical (BM25 over identifier-split words) + vector, fused and ranked.
+
+Vectors are scored in numpy over a matrix read once from the vectors table:
+at repository scale (10^4 to 10^5 chunks) brute force is exact and faster than
+LanceDB's flat search (stack.md: 24 ms vs 270 ms at 100k rows).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from codesearch.ranking import Candidate, RankingConfig, fuse_and_rank
+from codesearch.store import LEXICAL_COLUMNS, IndexError_, IndexStore, Manifest, read_manifest, scan
+from codesearch.tokens import query_words
+
+MODES = ("hybrid", "text", "vector")
+CONTENT_TYPES = ("code", "docs", "all")
+# Field weights of the lexical BM25: a query word in a definition's name says
+# more than the same word somewhere in its body.
+LEXICAL_BOOSTS = (3.0, 1.5, 1.0)
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    k: int = 10
+    mode: str = "hybrid"
+    languages: tuple[str, ...] = ()
+    path_glob: str | None = None
+    content: str = "code"
+    candidates: int = 100
+    ranking: RankingConfig = field(default_factory=RankingConfig)
+
+
+@dataclass
+class Hit:
+    rank: int
+    path: str
+    start_line: int
+    end_line: int
+    symbol: str
+    kind: str
+    language: str
+    score: float
+    text: str = ""
+    lexical_rank: int | None = None
+    vector_rank: int | None = None
+    rerank_score: float | None = None
+
+
+@dataclass
+class SearchResult:
+    query: str
+    mode: str
+    hits: list[Hit]
+    chunks: int
+    vectors_pending: int
+    timings_ms: dict[str, float]
+
+
+class Catalog:
+    """Chunk metadata in column arrays (no text), loaded once per Searcher."""
+
+    COLUMNS = ("id", "path", "language", "symbol", "kind", "start_line", "end_line",
+               "content_type", "content_hash")
+
+    def __init__(self, table: Any):
+        data = scan(table, self.COLUMNS)
+        self.ids: list[str] = data["id"].to_pylist()
+        self.paths: list[str] = data["path"].to_pylist()
+        self.languages: list[str] = data["language"].to_pylist()
+        self.symbols: list[str] = data["symbol"].to_pylist()
+        self.kinds: list[str] = data["kind"].to_pylist()
+        self.starts: list[int] = data["start_line"].to_pylist()
+        self.ends: list[int] = data["end_line"].to_pylist()
+        self.content_types: list[str] = data["content_type"].to_pylist()
+        self.hashes: list[str] = data["content_hash"].to_pylist()
+        self.row_of_id = {chunk_id: i for i, chunk_id in enumerate(self.ids)}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def candidate(self, i: int) -> Candidate:
+        return Candidate(i, self.paths[i], self.symbols[i], self.kinds[i], self.starts[i], self.ends[i])
+
+    def mask(self, options: SearchOptions) -> np.ndarray:
+        keep = np.ones(len(self), dtype=bool)
+        if options.content != "all":
+            keep &= np.array([ct == options.content for ct in self.content_types], dtype=bool)
+        if options.languages:
+            wanted = set(options.languages)
+            keep &= np.array([lang in wanted for lang in self.languages], dtype=bool)
+        if options.path_glob:
+            glob = options.path_glob
+            keep &= np.array(
+                [fnmatch.fnmatch(p, glob) or fnmatch.fnmatch(p, f"{glob.rstrip('/')}/*")
+                 for p in self.paths], dtype=bool)
+        return keep
+
+
+class Searcher:
+    """Answers queries against one index; keep it around to answer many."""
+
+    def __init__(self, index_dir: Path, embedder: Any | None = None, backend: str = "auto"):
+        manifest = read_manifest(index_dir)
+        if manifest is None:
+            raise IndexError_(f"no index at {index_dir}: run `codesearch index` first")
+        self.index_dir = index_dir
+        self.manifest: Manifest = manifest
+        self.backend = backend
+        self._embedder = embedder
+        self.store = IndexStore(index_dir)
+        self._catalog: Catalog | None = None
+        self._vectors: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            self._catalog = Catalog(self.store.chunks)
+        return self._catalog
+
+    def vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """(matrix of vectors, for each chunk its row in the matrix or -1 if pending)."""
+        if self._vectors is None:
+            dim = self.manifest.dim
+            if self.store.vectors is None:
+                matrix = np.zeros((0, dim), dtype=np.float32)
+                hashes: list[str] = []
+            else:
+                data = scan(self.store.vectors, ["content_hash", "vector"])
+                hashes = data["content_hash"].to_pylist()
+                flat = data["vector"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
+                matrix = flat.astype(np.float32, copy=False).reshape(len(hashes), dim)
+            row_of = {h: i for i, h in enumerate(hashes)}
+            rows = np.array([row_of.get(h, -1) for h in self.catalog.hashes], dtype=np.int64)
+            self._vectors = (matrix, rows)
+        return self._vectors
+
+    def embedder(self) -> Any:
+        if self._embedder is None:
+            from codesearch.indexer import load_index_embedder
+            from codesearch.models import get_profile
+
+            profile = get_profile(self.manifest.model)
+            self._embedder = load_index_embedder(profile, self.manifest.dim, self.backend)
+        return self._embedder
+
+    def lexical(self, query: str, keep: np.ndarray, limit: int) -> list[int]:
+        from lancedb.query import MultiMatchQuery
+
+        words = query_words(query)
+        if not words or len(self.catalog) == 0:
+            return []
+        search = MultiMatchQuery(" ".join(words), list(LEXICAL_COLUMNS), boosts=list(LEXICAL_BOOSTS))
+        fetch = min(len(self.catalog), limit * 3)
+        rows = (
+            self.store.chunks.search(search, query_type="fts")
+            .select(["id", "_score"]).limit(fetch).to_arrow()
+        )
+        out = []
+        for chunk_id in rows["id"].to_pylist():
+            i = self.catalog.row_of_id.get(chunk_id)
+            if i is not None and keep[i]:
+                out.append(i)
+                if len(out) >= limit:
+                    break
+        return out
+
+    def vector(self, query: str, keep: np.ndarray, limit: int) -> list[int]:
+        matrix, rows = self.vectors()
+        if len(matrix) == 0:
+            return []
+        qvec = np.asarray(self.embedder().embed_queries([query])[0], dtype=np.float32)
+        row_scores = matrix @ qvec
+        usable = keep & (rows >= 0)
+        idx = np.nonzero(usable)[0]
+        if len(idx) == 0:
+            return []
+        scores = row_scores[rows[idx]]
+        top = min(limit, len(idx))
+        part = np.argpartition(-scores, top - 1)[:top]
+        order = part[np.argsort(-scores[part], kind="stable")]
+        return [int(i) for i in idx[order]]
+
+    def search(self, query: str, options: SearchOptions | None = None) -> SearchResult:
+        options = options or SearchOptions()
+        if options.mode not in MODES:
+            raise ValueError(f"unknown mode '{options.mode}' (choose {', '.join(MODES)})")
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        catalog = self.catalog
+        keep = catalog.mask(options)
+        timings["load"] = (time.perf_counter() - t0) * 1000
+        lexical: list[int] = []
+        vector: list[int] = []
+        if options.mode in ("hybrid", "text"):
+            t = time.perf_counter()
+            lexical = self.lexical(query, keep, options.candidates)
+            timings["lexical"] = (time.perf_counter() - t) * 1000
+        if options.mode in ("hybrid", "vector"):
+            t = time.perf_counter()
+            vector = self.vector(query, keep, options.candidates)
+            timings["vector"] = (time.perf_counter() - t) * 1000
+        t = time.perf_counter()
+        pool = {i: catalog.candidate(i) for i in (*lexical, *vector)}
+        ranked = fuse_and_rank(query, lexical, vector, pool, options.ranking)[: options.k]
+        lex_rank = {i: r + 1 for r, i in enumerate(lexical)}
+        vec_rank = {i: r + 1 for r, i in enumerate(vector)}
+        hits = [
+            Hit(rank=n + 1, path=catalog.paths[i], start_line=catalog.starts[i],
+                end_line=catalog.ends[i], symbol=catalog.symbols[i], kind=catalog.kinds[i],
+                language=catalog.languages[i], score=round(score, 6),
+                lexical_rank=lex_rank.get(i), vector_rank=vec_rank.get(i))
+            for n, (i, score) in enumerate(ranked)
+        ]
+        self._attach_text(hits, [i for i, _ in ranked])
+        timings["rank"] = (time.perf_counter() - t) * 1000
+        timings["total"] = (time.perf_counter() - t0) * 1000
+        _, rows = self.vectors() if options.mode != "text" else (None, None)
+        pending = int((rows < 0).sum()) if rows is not None else self.manifest.vectors_pending
+        return SearchResult(query, options.mode, hits, len(catalog), pending, timings)
+
+    def _attach_text(self, hits: Sequence[Hit], indices: Sequence[int]) -> None:
+        ids = [self.catalog.ids[i] for i in indices]
+        texts = {r["id"]: r["text"] for r in self.store.rows_by_id(ids, ["id", "text"])}
+        for hit, chunk_id in zip(hits, ids, strict=True):
+            hit.text = texts.get(chunk_id, "")

@@ -1,0 +1,296 @@
+"""The on-disk index: LanceDB tables plus a JSON manifest.
+
+Layout of `<root>/.codesearch/`:
+  manifest.json   model settings and counts; read by `status` without LanceDB
+  lance/chunks    one row per chunk: metadata, text, lexical columns (full-text indexed)
+  lance/files     one row per indexed file: size, mtime, content hash
+  lance/vectors   one row per distinct chunk content: the embedding (also the embedding cache)
+
+Crash safety: every LanceDB write is one atomic commit. A batch of files is
+written chunks first, files second, so a file's hash is recorded only after
+its chunks are; a run killed in between is repaired by the next run, which
+sees the stale hash and redoes that file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SCHEMA_VERSION = 1
+INDEX_DIRNAME = ".codesearch"
+LEXICAL_COLUMNS = ("lex_symbol", "lex_path", "lex_body")
+
+
+class IndexError_(RuntimeError):
+    """An index problem with a one-line message for the user."""
+
+
+@dataclass
+class Manifest:
+    schema_version: int = SCHEMA_VERSION
+    codesearch_version: str = ""
+    model: str = ""
+    hub_id: str = ""
+    revision: str | None = None
+    fingerprint: str = ""
+    dim: int = 0
+    precision: str = "float32"
+    query_prompt: str = ""
+    document_prompt: str = ""
+    created_at: float = 0.0
+    indexed_at: float = 0.0
+    files: int = 0
+    chunks: int = 0
+    vectors_pending: int = 0
+    complete: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def manifest_path(index_dir: Path) -> Path:
+    return index_dir / "manifest.json"
+
+
+def read_manifest(index_dir: Path) -> Manifest | None:
+    path = manifest_path(index_dir)
+    try:
+        return Manifest.from_dict(json.loads(path.read_text()))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as err:
+        raise IndexError_(f"cannot read {path}: {err}") from None
+
+
+def write_manifest(index_dir: Path, manifest: Manifest) -> None:
+    """Atomic: a reader sees the old or the new manifest, never half of one."""
+    path = manifest_path(index_dir)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(asdict(manifest), indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+@dataclass(frozen=True)
+class FileState:
+    path: str
+    size: int
+    mtime_ns: int
+    file_hash: str
+    language: str
+    chunks: int
+    decode_errors: bool = False
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    id: str
+    path: str
+    language: str
+    symbol: str
+    kind: str
+    start_line: int
+    end_line: int
+    text: str
+    context: str
+    content_type: str
+    content_hash: str
+    file_hash: str
+    lex_symbol: str
+    lex_path: str
+    lex_body: str
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _in_list(column: str, values: Iterable[str]) -> str:
+    return f"{column} IN ({', '.join(_sql_str(v) for v in values)})"
+
+
+class IndexStore:
+    """LanceDB tables of one index. Open with `IndexStore(index_dir)`."""
+
+    def __init__(self, index_dir: Path, dim: int | None = None):
+        import lancedb
+
+        self.index_dir = index_dir
+        self.db = lancedb.connect(str(index_dir / "lance"))
+        self._dim = dim
+        names = set(self._table_names())
+        self.chunks = self._open_or_create("chunks", self._chunk_schema(), names)
+        self.files = self._open_or_create("files", self._file_schema(), names)
+        self.vectors = None
+        if "vectors" in names:
+            self.vectors = self.db.open_table("vectors")
+        elif dim:
+            self.vectors = self.db.create_table("vectors", schema=self._vector_schema(dim))
+
+    # -- schema -----------------------------------------------------------
+    def _table_names(self) -> list[str]:
+        listing = self.db.list_tables() if hasattr(self.db, "list_tables") else self.db.table_names()
+        names = getattr(listing, "tables", listing)
+        return list(names)
+
+    def _open_or_create(self, name: str, schema: Any, names: set[str]) -> Any:
+        if name in names:
+            return self.db.open_table(name)
+        return self.db.create_table(name, schema=schema)
+
+    @staticmethod
+    def _chunk_schema() -> Any:
+        import pyarrow as pa
+
+        fields = [
+            ("id", pa.string()), ("path", pa.string()), ("language", pa.string()),
+            ("symbol", pa.string()), ("kind", pa.string()), ("start_line", pa.int32()),
+            ("end_line", pa.int32()), ("text", pa.string()), ("context", pa.string()),
+            ("content_type", pa.string()), ("content_hash", pa.string()),
+            ("file_hash", pa.string()),
+        ] + [(name, pa.string()) for name in LEXICAL_COLUMNS]
+        return pa.schema(fields)
+
+    @staticmethod
+    def _file_schema() -> Any:
+        import pyarrow as pa
+
+        return pa.schema([
+            ("path", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64()),
+            ("file_hash", pa.string()), ("language", pa.string()), ("chunks", pa.int32()),
+            ("decode_errors", pa.bool_()),
+        ])
+
+    @staticmethod
+    def _vector_schema(dim: int) -> Any:
+        import pyarrow as pa
+
+        return pa.schema([
+            ("content_hash", pa.string()), ("vector", pa.list_(pa.float32(), dim)),
+        ])
+
+    # -- writes -----------------------------------------------------------
+    def replace_files(self, states: Sequence[FileState], rows: Sequence[ChunkRow]) -> None:
+        """Replace every chunk of these files in one commit, then record the files."""
+        import pyarrow as pa
+
+        if not states:
+            return
+        paths = [s.path for s in states]
+        table = pa.Table.from_pylist([asdict(r) for r in rows], schema=self._chunk_schema())
+        (
+            self.chunks.merge_insert("id")
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .when_not_matched_by_source_delete(_in_list("path", paths))
+            .execute(table)
+        )
+        self.update_files(states)
+
+    def update_files(self, states: Sequence[FileState]) -> None:
+        import pyarrow as pa
+
+        file_table = pa.Table.from_pylist([asdict(s) for s in states], schema=self._file_schema())
+        (
+            self.files.merge_insert("path")
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute(file_table)
+        )
+
+    def delete_paths(self, paths: Sequence[str]) -> None:
+        for start in range(0, len(paths), 500):
+            part = paths[start : start + 500]
+            self.chunks.delete(_in_list("path", part))
+            self.files.delete(_in_list("path", part))
+
+    def add_vectors(self, hashes: Sequence[str], vectors: np.ndarray) -> None:
+        import pyarrow as pa
+
+        if not hashes:
+            return
+        assert self.vectors is not None, "vectors table needs a dimension"
+        dim = vectors.shape[1]
+        flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel())
+        column = pa.FixedSizeListArray.from_arrays(flat, dim)
+        table = pa.table({"content_hash": pa.array(list(hashes)), "vector": column})
+        (
+            self.vectors.merge_insert("content_hash")
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute(table)
+        )
+
+    def ensure_fts(self) -> None:
+        """Build the full-text indexes once; later rows are folded in by optimize()."""
+        from lancedb.index import FTS
+
+        existing = {tuple(i.columns) for i in self.chunks.list_indices()}
+        for column in LEXICAL_COLUMNS:
+            if (column,) not in existing:
+                # Stemming lets "parsing" meet "parse"; the text is pre-split into words.
+                self.chunks.create_index(column, config=FTS(with_position=False), replace=True)
+
+    def optimize(self) -> None:
+        """Fold new rows into the indexes and drop old versions' files.
+
+        Versions younger than ten minutes are kept: a query process that opened
+        the table a moment ago may still be reading one of them.
+        """
+        from datetime import timedelta
+
+        for table in (self.chunks, self.files, self.vectors):
+            if table is not None:
+                table.optimize(cleanup_older_than=timedelta(minutes=10))
+
+    # -- reads ------------------------------------------------------------
+    def file_states(self) -> dict[str, FileState]:
+        rows = self.files.to_arrow().to_pylist()  # small: a few columns a file
+        return {r["path"]: FileState(**r) for r in rows}
+
+    def chunk_hashes(self) -> dict[str, str]:
+        """content_hash -> an example chunk id, for every chunk."""
+        table = scan(self.chunks, ["id", "content_hash"])
+        return dict(zip(table["content_hash"].to_pylist(), table["id"].to_pylist(), strict=True))
+
+    def vector_hashes(self) -> set[str]:
+        if self.vectors is None:
+            return set()
+        return set(scan(self.vectors, ["content_hash"])["content_hash"].to_pylist())
+
+    def rows_by_id(self, ids: Sequence[str], columns: Sequence[str]) -> list[dict[str, Any]]:
+        if not ids:
+            return []
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            out.extend(scan(self.chunks, columns, _in_list("id", part)).to_pylist())
+        return out
+
+    def count_chunks(self) -> int:
+        return self.chunks.count_rows()
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.index_dir.rglob("*") if p.is_file())
+
+
+def scan(table: Any, columns: Sequence[str], where: str | None = None) -> Any:
+    """Arrow table of some columns of every row (optionally filtered)."""
+    query = table.search().select(list(columns))
+    if where:
+        query = query.where(where)
+    return query.limit(None).to_arrow()
+
+
+def now() -> float:
+    return time.time()

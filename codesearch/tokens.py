@@ -1,0 +1,80 @@
+"""Identifier-aware words for the lexical tier and the embedded text.
+
+Code names are glued words (`readCsv`, `read_csv`, `HTTPServer`); people type
+"read csv". Both sides are normalised here so they meet.
+"""
+
+from __future__ import annotations
+
+import re
+
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]+")
+_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
+_PATH_SPLIT = re.compile(r"[\\/._\-]+")
+
+# Words so common in code that matching them says nothing.
+CODE_STOPWORDS = frozenset(
+    "self this cls def fn func function return returns var let const public private "
+    "static void int str string bool true false none null nil new the a an of to in "
+    "for and or is it if else elif import from package use using".split()
+)
+
+
+def split_identifier(name: str) -> list[str]:
+    """`readCSVFile_v2` -> ["read", "csv", "file", "v", "2"] (lower case)."""
+    parts: list[str] = []
+    for piece in name.split("_"):
+        parts.extend(m.group(0).lower() for m in _CAMEL.finditer(piece))
+    return [p for p in parts if p]
+
+
+def identifiers(text: str) -> list[str]:
+    return _WORD.findall(text)
+
+
+def expand_words(text: str) -> list[str]:
+    """Every identifier, lower-cased whole, followed by its parts when it has several."""
+    words: list[str] = []
+    for ident in identifiers(text):
+        whole = ident.lower().strip("_")
+        if not whole:
+            continue
+        words.append(whole)
+        parts = split_identifier(ident)
+        if len(parts) > 1:
+            words.extend(parts)
+    return words
+
+
+def lexical_text(text: str) -> str:
+    """Text for the full-text index: whole identifiers plus their split parts."""
+    return " ".join(expand_words(text))
+
+
+def path_words(path: str) -> str:
+    pieces = [p for p in _PATH_SPLIT.split(path) if p]
+    return " ".join(w for piece in pieces for w in [piece.lower(), *split_identifier(piece)])
+
+
+def symbol_words(symbol: str) -> str:
+    return " ".join(expand_words(symbol))
+
+
+def query_words(query: str) -> list[str]:
+    """Content words of a query, identifiers split, stop words dropped."""
+    words = [w for w in expand_words(query) if w not in CODE_STOPWORDS and len(w) > 1]
+    return list(dict.fromkeys(words))
+
+
+_SYMBOLISH = re.compile(r"^[A-Za-z_$][\w$]*(?:(?:\.|::|#|->)[A-Za-z_$][\w$]*)*\(?\)?$")
+
+
+def looks_like_symbol(query: str) -> bool:
+    """True for `Session.send`, `read_csv`, `HTTPAdapter`, `fmt::Display`: a name, not a sentence."""
+    q = query.strip()
+    if not q or " " in q:
+        return False
+    if not _SYMBOLISH.match(q):
+        return False
+    has_glue = any(c in q for c in "._:#") or bool(re.search(r"[a-z][A-Z]", q))
+    return has_glue or q[0].isupper() or len(split_identifier(q)) > 1

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def default_embedder():
+    """The real offline default model, loaded once for the whole run."""
+    from codesearch.embed import load_embedder
+    from codesearch.models import DEFAULT_MODEL, get_profile
+
+    return load_embedder(get_profile(DEFAULT_MODEL))
+
+
+@pytest.fixture()
+def minirepo(tmp_path: Path) -> Path:
+    target = tmp_path / "minirepo"
+    shutil.copytree(FIXTURES / "minirepo", target)
+    return target

@@ -1,0 +1,107 @@
+"""End to end on real parts: tree-sitter, the default model, LanceDB on disk."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from codesearch.indexer import IndexOptions, build_index
+from codesearch.search import Searcher, SearchOptions
+from codesearch.store import INDEX_DIRNAME, IndexError_, read_manifest
+
+from .conftest import FIXTURES
+
+QUERIES = json.loads((FIXTURES / "minirepo_queries.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def indexed_minirepo(tmp_path_factory, default_embedder) -> Path:
+    root = tmp_path_factory.mktemp("indexed") / "minirepo"
+    shutil.copytree(FIXTURES / "minirepo", root)
+    build_index(root, IndexOptions(), embedder=default_embedder)
+    return root
+
+
+@pytest.fixture(scope="module")
+def searcher(indexed_minirepo, default_embedder) -> Searcher:
+    return Searcher(indexed_minirepo / INDEX_DIRNAME, embedder=default_embedder)
+
+
+def _top_symbols(searcher: Searcher, query: str, k: int = 3, mode: str = "hybrid") -> list[str]:
+    result = searcher.search(query, SearchOptions(k=k, mode=mode))
+    return [hit.symbol for hit in result.hits]
+
+
+@pytest.mark.parametrize("case", QUERIES, ids=[q["query"] for q in QUERIES])
+def test_labelled_query_ranks_expected_chunk_in_top3(searcher, case):
+    top = _top_symbols(searcher, case["query"])
+    assert set(top) & set(case["expect"]), f"{case['query']!r}: got {top}"
+
+
+def test_lexical_and_vector_modes_each_find_an_obvious_target(searcher):
+    assert "ReverseString" in _top_symbols(searcher, "ReverseString", mode="text")
+    assert "debounce" in _top_symbols(searcher, "postpone a callback until typing stops", k=3, mode="vector")
+
+
+def test_filters_restrict_language_and_path(searcher):
+    result = searcher.search("count", SearchOptions(k=20, languages=("rust",)))
+    assert result.hits and {h.language for h in result.hits} == {"rust"}
+    result = searcher.search("request", SearchOptions(k=20, path_glob="web/*"))
+    assert result.hits and all(h.path.startswith("web/") for h in result.hits)
+
+
+def test_hits_carry_exact_file_lines(searcher, indexed_minirepo):
+    hit = searcher.search("ReverseString", SearchOptions(k=1)).hits[0]
+    lines = (indexed_minirepo / hit.path).read_text().splitlines()
+    assert "\n".join(lines[hit.start_line - 1 : hit.end_line]) == hit.text
+    assert "func ReverseString" in hit.text
+
+
+def test_test_files_rank_below_the_code_they_test(searcher):
+    paths = [h.path for h in searcher.search("count missing values", SearchOptions(k=5)).hits]
+    assert paths[0] == "src/dataio/tables.py"
+
+
+def test_manifest_records_model_and_counts(indexed_minirepo):
+    manifest = read_manifest(indexed_minirepo / INDEX_DIRNAME)
+    assert manifest is not None
+    assert manifest.model == "minilm" and manifest.dim == 384
+    assert manifest.complete and manifest.vectors_pending == 0
+    assert manifest.files >= 9 and manifest.chunks >= 15
+
+
+def test_git_exclude_gets_the_index(tmp_path, default_embedder):
+    import subprocess
+
+    root = tmp_path / "repo"
+    shutil.copytree(FIXTURES / "minirepo", root)
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    build_index(root, IndexOptions(embed=False))
+    assert "/.codesearch/" in (root / ".git" / "info" / "exclude").read_text()
+    status = subprocess.run(["git", "-C", str(root), "status", "--porcelain"], capture_output=True, text=True)
+    assert ".codesearch" not in status.stdout
+
+
+def test_empty_folder_gives_a_valid_empty_index(tmp_path):
+    report = build_index(tmp_path, IndexOptions())
+    assert report.chunks_total == 0 and report.files == 0
+    result = Searcher(tmp_path / INDEX_DIRNAME).search("anything", SearchOptions(mode="text"))
+    assert result.hits == [] and result.chunks == 0
+
+
+def test_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(IndexError_, match="no such folder"):
+        build_index(tmp_path / "nope", IndexOptions())
+
+
+def test_other_dimension_is_refused_without_rebuild(minirepo):
+    build_index(minirepo, IndexOptions(embed=False))
+    with pytest.raises(IndexError_, match="--rebuild"):
+        build_index(minirepo, IndexOptions(embed=False, dim=128))
+    report = build_index(minirepo, IndexOptions(embed=False, dim=128, rebuild=True))
+    assert report.chunks_total > 0
+    manifest = read_manifest(minirepo / INDEX_DIRNAME)
+    assert manifest is not None and manifest.dim == 128

@@ -1,0 +1,87 @@
+"""Re-indexing does exactly the work a change needs, counted on the texts sent to the model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from codesearch.indexer import IndexOptions, build_index
+from codesearch.search import Searcher, SearchOptions
+from codesearch.store import INDEX_DIRNAME
+
+
+def _index(root: Path, embedder):
+    return build_index(root, IndexOptions(), embedder=embedder)
+
+
+def _bump_mtime(path: Path) -> None:
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+
+
+@pytest.fixture()
+def indexed(minirepo, default_embedder) -> Path:
+    first = _index(minirepo, default_embedder)
+    assert first.embedded == first.chunks_total > 0
+    return minirepo
+
+
+def test_unchanged_repo_embeds_nothing(indexed, default_embedder):
+    again = _index(indexed, default_embedder)
+    assert (again.embedded, again.chunks_written, again.files_changed) == (0, 0, 0)
+
+
+def test_touched_but_identical_file_is_not_rechunked(indexed, default_embedder):
+    _bump_mtime(indexed / "src/net/urls.py")
+    again = _index(indexed, default_embedder)
+    assert (again.embedded, again.chunks_written, again.files_changed) == (0, 0, 0)
+
+
+def test_modified_function_is_the_only_text_re_embedded(indexed, default_embedder):
+    path = indexed / "src/net/urls.py"
+    path.write_text(path.read_text().replace('== "https"', 'in ("https", "wss")'))
+    again = _index(indexed, default_embedder)
+    assert again.files_changed == 1
+    assert len(again.embedded_texts) == 1
+    assert "is_secure" in again.embedded_texts[0] and "wss" in again.embedded_texts[0]
+
+
+def test_added_file_embeds_only_its_chunks(indexed, default_embedder):
+    (indexed / "src/net/ports.py").write_text(
+        "def parse_port(value: str) -> int:\n    return int(value.split(':')[-1])\n"
+    )
+    again = _index(indexed, default_embedder)
+    assert again.files_changed == 1 and again.embedded == 1
+    assert "parse_port" in again.embedded_texts[0]
+
+
+def test_deleted_file_leaves_no_rows(indexed, default_embedder):
+    (indexed / "web/debounce.js").unlink()
+    again = _index(indexed, default_embedder)
+    assert again.files_deleted == 1 and again.embedded == 0
+    result = Searcher(indexed / INDEX_DIRNAME, embedder=default_embedder).search(
+        "debounce", SearchOptions(k=50, mode="text"))
+    assert all(h.path != "web/debounce.js" for h in result.hits)
+
+
+def test_renamed_file_is_moved_without_re_embedding(indexed, default_embedder):
+    (indexed / "tools/wordfreq.rs").rename(indexed / "tools/words.rs")
+    again = _index(indexed, default_embedder)
+    assert again.files_deleted == 1 and again.files_changed == 1
+    assert again.embedded == 0  # same chunk contents: served from the vector cache
+    hits = Searcher(indexed / INDEX_DIRNAME, embedder=default_embedder).search(
+        "count word occurrences", SearchOptions(k=3)).hits
+    assert hits[0].path == "tools/words.rs"
+
+
+def test_lexical_only_run_is_queryable_and_reports_pending(minirepo, default_embedder):
+    report = build_index(minirepo, IndexOptions(embed=False))
+    assert report.embedded == 0 and report.vectors_pending == report.chunks_total > 0
+    searcher = Searcher(minirepo / INDEX_DIRNAME, embedder=default_embedder)
+    result = searcher.search("ReverseString", SearchOptions(k=3))
+    assert result.hits[0].symbol == "ReverseString"
+    assert result.vectors_pending == result.chunks
+    finished = _index(minirepo, default_embedder)
+    assert finished.embedded > 0 and finished.vectors_pending == 0
