@@ -309,6 +309,19 @@ class Qwen3Reranker:
 # --------------------------------------------------------------------------- CrossEncoder
 
 
+def _cross_encoder_limit(model: Any, wanted: int) -> int:
+    """The longest input the model can take: longer pairs would overflow its positions."""
+    limits = [wanted]
+    tokenizer_limit = getattr(model.tokenizer, "model_max_length", None)
+    if isinstance(tokenizer_limit, int) and tokenizer_limit < 1_000_000:
+        limits.append(tokenizer_limit)
+    config = getattr(getattr(model, "model", None), "config", None)
+    positions = getattr(config, "max_position_embeddings", None)
+    if isinstance(positions, int) and positions > 0:
+        limits.append(positions)
+    return min(limits)
+
+
 class CrossEncoderReranker:
     """Any sentence-transformers CrossEncoder (BERT/ModernBERT/XLM-R rerankers...)."""
 
@@ -319,17 +332,16 @@ class CrossEncoderReranker:
         self.name = name
         self.batch_size = max(1, batch_size)
         try:
-            self.model = CrossEncoder(
-                source, device="cpu", max_length=max_length, local_files_only=True
-            )
+            self.model = CrossEncoder(source, device="cpu", local_files_only=True)
         except (OSError, ValueError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise RerankerUnavailableError(
                 f"reranker {name}: cannot load {source}: {first}"
             ) from None
-        # Never exceed what the model's position table allows.
-        limit = getattr(self.model.tokenizer, "model_max_length", max_length) or max_length
-        self.model.max_length = min(max_length, int(limit))
+        self.max_length = _cross_encoder_limit(self.model, max_length)
+        # sentence-transformers 5.x renamed max_length to max_seq_length.
+        attribute = "max_seq_length" if hasattr(self.model, "max_seq_length") else "max_length"
+        setattr(self.model, attribute, self.max_length)
 
     def score(self, query: str, documents: Sequence[str]) -> list[float]:
         if not documents:
@@ -516,6 +528,10 @@ def load_reranker(
     if not spec:
         raise RerankerSpecError("empty reranker name")
     key = (spec, instruction, model_path, batch_size, max_length)
-    if key not in _LOADED:
-        _LOADED[key] = _build(spec, instruction, model_path, batch_size, max_length)
-    return _LOADED[key]
+    if key in _LOADED:
+        return _LOADED[key]
+    reranker = _build(spec, instruction, model_path, batch_size, max_length)
+    # API clients are cheap and read keys/URLs from the environment: rebuild them.
+    if not isinstance(reranker, RemoteReranker):
+        _LOADED[key] = reranker
+    return reranker
