@@ -612,7 +612,9 @@ def extract_docstring(text: str, language: str) -> str | None:
         except (SyntaxError, ValueError):
             value = None
         if isinstance(value, str):
-            return textwrap.dedent(value).strip()
+            import inspect
+
+            return inspect.cleandoc(value)
     return _clean_comment(raw, language).strip()
 
 
