@@ -338,10 +338,10 @@ def _git_candidates(root: Path, rules: _Rules, stats: DiscoveryStats) -> list[st
         prefix, names = pending.pop()
         for name in names:
             rel = prefix + name.rstrip("/")
-            full = root / rel
+            full = os.path.join(root, rel)
             # Submodules and untracked nested repositories are listed as one folder
             # entry; list their own files so the result matches the walker's.
-            nested = full.is_dir() and not full.is_symlink()
+            nested = os.path.isdir(full) and not os.path.islink(full)
             hit = rules.excluded_dir(rel) if nested else rules.excluded_file(rel)
             if hit is not None:
                 if hit[0] == "own" and hit[1] not in counted:
@@ -350,8 +350,8 @@ def _git_candidates(root: Path, rules: _Rules, stats: DiscoveryStats) -> list[st
                 continue
             if not nested:
                 out.add(rel)
-            elif (full / ".git").exists():
-                inner = _git_ls_files(full)
+            elif os.path.exists(os.path.join(full, ".git")):
+                inner = _git_ls_files(Path(full))
                 if inner:
                     pending.append((rel + "/", inner))
     return sorted(out)

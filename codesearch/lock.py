@@ -63,6 +63,29 @@ def read_holder(index_dir: Path) -> Holder | None:
         return None  # no file, or caught mid-write: the message just gets less specific
 
 
+def current_holder(index_dir: Path) -> Holder | None:
+    """Who holds the lock right now, or None when it is free (for `status` and hooks).
+
+    Probes with a shared non-blocking flock, so it never waits and never takes the lock
+    from anyone; a lock held without a readable record yields pid 0.
+    """
+    try:
+        fd = os.open(Path(index_dir) / LOCK_FILE_NAME, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None  # no lock file: nobody has ever indexed here
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            return _read_holder_settled(index_dir) or Holder(0, socket.gethostname(), "unknown", time.time())
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def index_lock(
     index_dir: Path,
@@ -136,8 +159,17 @@ def _acquire(fd: int, index_dir: Path, timeout: float, on_wait: Callable[[str], 
 
 
 def _holder_text(index_dir: Path) -> str:
-    holder = read_holder(index_dir)
+    holder = _read_holder_settled(index_dir)
     return holder.describe() if holder is not None else "another process"
+
+
+def _read_holder_settled(index_dir: Path) -> Holder | None:
+    """read_holder, retried once: a new holder writes its record just after locking."""
+    holder = read_holder(index_dir)
+    if holder is None:
+        time.sleep(0.05)
+        holder = read_holder(index_dir)
+    return holder
 
 
 def _write_holder(fd: int) -> None:

@@ -134,6 +134,7 @@ def test_git_and_walker_agree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     git(tmp_path, "init", "-q")
     git(tmp_path, "add", "main.py", "pkg/mod.py")  # some tracked, the rest untracked
     git(tmp_path, "commit", "-q", "-m", "init")
+    assert disc._git_ls_files(tmp_path), "git must answer, or this compares the walker with itself"
     git_stats = DiscoveryStats()
     from_git = paths(tmp_path, stats=git_stats)
     walk_only(monkeypatch)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from codesearch.lock import LOCK_FILE_NAME, LockTimeout, index_lock, read_holder
+from codesearch.lock import LOCK_FILE_NAME, LockTimeout, current_holder, index_lock, read_holder
 
 # A holder process: takes the lock, says so, holds it until `release` exists.
 HOLDER = """
@@ -111,11 +111,15 @@ def test_zero_timeout_fails_at_once(tmp_path: Path) -> None:
 
 def test_sigkilled_holder_frees_the_lock(tmp_path: Path) -> None:
     index_dir, release = tmp_path / ".codesearch", tmp_path / "release"
+    assert current_holder(index_dir) is None  # no lock file yet
     holder = start_holder(index_dir, release)
     recorded = read_holder(index_dir)
     assert recorded is not None and recorded.pid == holder.pid
+    live = current_holder(index_dir)
+    assert live is not None and live.pid == holder.pid
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait(timeout=20)
+    assert current_holder(index_dir) is None  # the record remains, the flock does not
     # The dead holder's record is still in the file, but the kernel dropped its flock.
     stale = read_holder(index_dir)
     assert stale is not None and stale.pid == holder.pid
@@ -137,6 +141,7 @@ def test_lock_file_naming_a_dead_pid_is_taken(tmp_path: Path) -> None:
     dead.wait()
     record = {"pid": dead.pid, "host": "elsewhere", "command": "codesearch index", "started": 0.0}
     (index_dir / LOCK_FILE_NAME).write_text(json.dumps(record))
+    assert current_holder(index_dir) is None
     with index_lock(index_dir, timeout=0):
         holder = read_holder(index_dir)
         assert holder is not None and holder.pid == os.getpid()
