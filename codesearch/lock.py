@@ -190,6 +190,8 @@ def _command_line() -> str:
     program = os.path.basename(argv[0]) or "python"
     if program == "__main__.py":  # python -m codesearch
         program = os.path.basename(os.path.dirname(argv[0])) or "python"
+    elif program.startswith("-"):  # python -c ...
+        program = "python " + program
     words = [program, *argv[1:]]
     text = " ".join(words)
     return text if len(text) <= 80 else text[:77] + "..."
