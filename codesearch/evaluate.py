@@ -619,6 +619,8 @@ def extract_docstring(text: str, language: str) -> str | None:
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
+# A "sentence" that is really code (a doc comment cut mid-example, a commented-out line).
+_LOOKS_LIKE_CODE = re.compile(r"[;{}]|^(let|fn|use|import|from|const|var|return|func|def|pub|if|for)\b|^[#@/]")
 
 
 def first_sentence(doc: str) -> str:
@@ -630,6 +632,8 @@ def first_sentence(doc: str) -> str:
             if paragraph:
                 break
             continue
+        if s.startswith(("```", ">>>", "$ ")):
+            break  # a code example, not prose
         if s.startswith(("@", ":param", ":return", "Args:", "Returns:", "# ")) and paragraph:
             break
         paragraph.append(s)
@@ -680,10 +684,11 @@ def self_queries(chunks: Iterable[ChunkLike], limit: int = 200, seed: int = 0) -
         if not doc:
             continue
         sentence = _drop_leading_name(first_sentence(doc), c.symbol)
-        if len(sentence.split()) < 3 or len(sentence) < 12:
-            continue  # "Constructor." or "TODO" is not a query
-        if strip_docstring(c.text, c.language).strip() == "":
-            continue
+        if len(sentence.split()) < 3 or len(sentence) < 12 or _LOOKS_LIKE_CODE.search(sentence):
+            continue  # "Constructor.", "TODO" or a line of code is not a query
+        stripped = strip_docstring(c.text, c.language)
+        if not stripped.strip() or sentence in " ".join(stripped.split()):
+            continue  # the answer would still be a string match of the query
         by_query.setdefault(sentence[:300], []).append(c)
     keys = sorted(by_query, key=lambda s: min((c.path, c.start_line) for c in by_query[s]))
     rng = random.Random(seed)

@@ -369,6 +369,17 @@ def test_self_queries_are_deterministic_and_sampled() -> None:
     assert q.category == "self" and q.language == "python"
 
 
+def test_self_queries_skip_code_and_string_matches() -> None:
+    cut_example = "    ///     let mut de = Deserializer::from_str(&json);\n    pub fn go(&self) {}\n"
+    repeated = 'def f(x):\n    """Compute the checksum of data."""\n    # Compute the checksum of data.\n    return x\n'
+    chunks = [
+        Chunk("a.rs", "rust", "go", "method", 1, 2, cut_example),
+        Chunk("b.py", "python", "f", "function", 1, 4, repeated),
+    ]
+    assert self_queries(chunks, limit=10, seed=0) == []
+    assert first_sentence("Parse input\n```\nlet x = 1;\n```") == "Parse input"
+
+
 def test_self_queries_group_identical_sentences() -> None:
     text = 'def f(x):\n    """Shared description of this helper."""\n    return x\n'
     chunks = [Chunk("b.py", "python", "f", "function", 5, 7, text), Chunk("a.py", "python", "f", "function", 1, 3, text)]
