@@ -312,7 +312,7 @@ class _Piece:
     kind: str
     symbol: str
     context: str
-    scope: str  # pieces merge only with neighbours of the same scope
+    scope: str  # "/Outer{/Inner{": where the piece sits; see _compatible
     weight: int  # which piece names a merged chunk: header 2, definition 1, other code 0
     symbols: list[str]
 
@@ -352,7 +352,8 @@ class _CodeChunker:
         for child in block.named_children:
             ctype = child.type
             srow, erow = _rows(child)
-            if ctype in spec.transparent and depth < _MAX_DEPTH:
+            # ERROR: a syntax error swallowed these definitions; still find them
+            if (ctype in spec.transparent or ctype == "ERROR") and depth < _MAX_DEPTH:
                 units.extend(self._scan(child, scope, parent_kind, depth + 1))
                 run_start, prev_end = -1, erow
                 continue
@@ -368,7 +369,7 @@ class _CodeChunker:
             found = self._match(child, depth)
             if found is not None:
                 node, rule, name = found
-                start = run_start if 0 <= run_start and srow <= run_end + 1 else srow
+                start = run_start if run_start >= 0 and srow <= run_end + 1 else srow
                 units.append(self._unit(child, node, rule, name, start, erow, scope, parent_kind))
             run_start, prev_end = -1, erow
         return _merge_overlaps(units)
@@ -468,12 +469,12 @@ class _CodeChunker:
                     sig = self._signature(unit.node, body)
                     inner_ctx = _join(ctx, sig)
                     self._emit_scope(body.named_children, members, lo, hi, unit.kind, unit.symbol,
-                                     ctx, inner_ctx, unit.symbol + "{", True)
+                                     ctx, inner_ctx, f"{scope}/{unit.symbol}{{", True)
                     return
         # A large function (or a container without members): cut at statements.
         sig = self._signature(unit.node, _resolve(unit.node, rule.body) if rule else None)
         self._part_ids += 1
-        part_scope = f"{unit.symbol}#{self._part_ids}"
+        part_scope = f"{scope}/{unit.symbol}#{self._part_ids}"
         nodes = unit.nodes
         for i, (a, b) in enumerate(self._pack(self._segments(nodes, lo, hi, 0))):
             self.pieces.append(_Piece(a, b, unit.kind, unit.symbol, ctx if i == 0 else _join(ctx, sig),
@@ -497,7 +498,7 @@ class _CodeChunker:
         cuts = sorted({s for _, s, _ in spans if lo < s <= hi})
         bounds = [lo, *cuts, hi + 1]
         out: list[tuple[int, int]] = []
-        for a, b in zip(bounds, bounds[1:]):
+        for a, b in zip(bounds, bounds[1:], strict=False):
             b -= 1
             if a == b or self.cost(a, b) <= self.max:
                 out.append((a, b))
@@ -517,19 +518,24 @@ class _CodeChunker:
 
     def _pack(self, segments: list[tuple[int, int]]) -> list[tuple[int, int]]:
         """Greedily join consecutive segments up to the budget; drop blank edges."""
-        parts: list[tuple[int, int]] = []
-        cur_lo, cur_hi = -1, -1
-        for a, b in segments:
-            if cur_lo < 0:
-                cur_lo, cur_hi = a, b
-            elif self.cost(cur_lo, b) <= self.max:
-                cur_hi = b
+        groups: list[list[tuple[int, int]]] = []
+        for seg in segments:
+            if groups and self.cost(groups[-1][0][0], seg[1]) <= self.max:
+                groups[-1].append(seg)
             else:
-                parts.append((cur_lo, cur_hi))
-                cur_lo, cur_hi = a, b
-        if cur_lo >= 0:
-            parts.append((cur_lo, cur_hi))
-        trimmed = [_trim(self.lines, a, b) for a, b in parts]
+                groups.append([seg])
+        # Greedy packing can leave a one-line tail ("return x" + "}"): move
+        # segments from the part before until the tail reaches the floor.
+        floor = self.budget.min_tokens
+        while len(groups) >= 2 and len(groups[-2]) >= 2:
+            last, prev = groups[-1], groups[-2]
+            if self.cost(last[0][0], last[-1][1]) >= floor:
+                break
+            moved = prev[-1]
+            if self.cost(moved[0], last[-1][1]) > self.max:
+                break
+            last.insert(0, prev.pop())
+        trimmed = [_trim(self.lines, g[0][0], g[-1][1]) for g in groups]
         return [(a, b) for a, b in trimmed if a <= b]
 
 
@@ -592,7 +598,7 @@ def _merge_tiny(pieces: list[_Piece], cost: _LineCosts, budget: ChunkBudget) -> 
     for p in pieces:
         prev = runs[-1] if runs else None
         if (
-            prev is not None and prev.scope == p.scope
+            prev is not None and _compatible(prev, p)
             and cost(prev.lo, prev.hi) < floor and cost(p.lo, p.hi) < floor
             and cost(prev.lo, p.hi) <= cap
         ):
@@ -605,8 +611,8 @@ def _merge_tiny(pieces: list[_Piece], cost: _LineCosts, budget: ChunkBudget) -> 
     while i < len(runs):
         p = runs[i]
         if cost(p.lo, p.hi) < floor:
-            prev = out[-1] if out and out[-1].scope == p.scope else None
-            nxt = runs[i + 1] if i + 1 < len(runs) and runs[i + 1].scope == p.scope else None
+            prev = out[-1] if out and _compatible(out[-1], p) else None
+            nxt = runs[i + 1] if i + 1 < len(runs) and _compatible(p, runs[i + 1]) else None
             prev_ok = prev is not None and cost(prev.lo, p.hi) <= cap
             next_ok = nxt is not None and cost(p.lo, nxt.hi) <= cap
             if prev_ok and next_ok:
@@ -631,7 +637,23 @@ def _combine(a: _Piece, b: _Piece, cost: _LineCosts) -> _Piece:
     """One piece for a followed by b; the heavier definition names it."""
     lead = a if (a.weight, cost(a.lo, a.hi)) >= (b.weight, cost(b.lo, b.hi)) else b
     symbols = a.symbols + [s for s in b.symbols if s not in a.symbols]
-    return _Piece(a.lo, b.hi, lead.kind, lead.symbol, lead.context, a.scope, max(a.weight, b.weight), symbols)
+    scope = a.scope if len(a.scope) >= len(b.scope) else b.scope
+    return _Piece(a.lo, b.hi, lead.kind, lead.symbol, lead.context, scope, max(a.weight, b.weight), symbols)
+
+
+def _compatible(a: _Piece, b: _Piece) -> bool:
+    """Whether a and the piece b right after it may merge.
+
+    Definitions merge only with siblings (same scope). Plain code (weight 0) may
+    also join a deeper neighbour: an outer container's closing `end` the method
+    before it, imports the class header after them. Top-level code after a
+    class never joins its last method.
+    """
+    if a.scope == b.scope:
+        return True
+    return (b.weight == 0 and b.scope != "" and a.scope.startswith(b.scope)) or (
+        a.weight == 0 and b.scope.startswith(a.scope)
+    )
 
 
 # --- Markdown / reStructuredText ---------------------------------------------------
@@ -657,7 +679,7 @@ class _DocsChunker:
         bounds = [*heads, (len(self.lines), 0, "")]
         if not heads or heads[0][0] > 0:
             bounds.insert(0, (0, 0, ""))  # text before the first heading
-        for (start, level, title), (nxt, _, _) in zip(bounds, bounds[1:]):
+        for (start, level, title), (nxt, _, _) in zip(bounds, bounds[1:], strict=False):
             if level:
                 while trail and trail[-1][0] >= level:
                     trail.pop()

@@ -228,7 +228,7 @@ LANGUAGES: dict[str, LanguageSpec] = {
                 ),
                 function_declaration=Def("function", name=("@simple_identifier",), body=("@function_body",)),
             ),
-            attached=frozenset({"comment", "line_comment", "multiline_comment"}),
+            attached=frozenset({"line_comment", "multiline_comment"}),
             shebangs=("kotlin",),
         ),
         LanguageSpec(
@@ -388,7 +388,7 @@ LANGUAGES: dict[str, LanguageSpec] = {
                 ),
                 TestDecl=Def("function", name=("@STRINGLITERALSINGLE|IDENTIFIER",), clean="unquote"),
             ),
-            attached=frozenset({"doc_comment", "line_comment", "comment", "container_doc_comment"}),
+            attached=frozenset({"doc_comment", "line_comment", "container_doc_comment"}),
         ),
         LanguageSpec("markdown", None, (".md", ".markdown", ".mdx"), content_type="docs"),
         LanguageSpec("rst", None, (".rst",), content_type="docs"),
