@@ -190,8 +190,13 @@ def query(
     lines: Annotated[int, typer.Option(help="Snippet lines to show per result.")] = 8,
     index_path: Annotated[Path | None, typer.Option("--index", help="Index folder (default: found upwards from here).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document (schema in the README).")] = False,
+    no_daemon: Annotated[bool, typer.Option("--no-daemon", help="Search in this process; start no warm query server.")] = False,
 ) -> None:
-    """Search the index of the enclosing folder."""
+    """Search the index of the enclosing folder.
+
+    The first query starts a warm query server for the index (it exits after 15
+    idle minutes), so later queries skip loading the model and the tables.
+    """
     from codesearch.search import CONTENT_TYPES, MODES
 
     if mode not in MODES:
@@ -204,22 +209,65 @@ def query(
     from codesearch.search import Searcher, SearchOptions
 
     options = SearchOptions(k=k, mode=mode, languages=tuple(lang or ()), path_glob=path_glob, content=content)
-    try:
-        searcher = Searcher(index_dir)
-        result = searcher.search(text, options)
-    except _known_errors() as err:
-        fail(str(err))
-    if as_json:
-        from codesearch.render import print_json, result_to_json
+    use_daemon = not no_daemon and os.environ.get("CODESEARCH_NO_DAEMON", "") in ("", "0")
+    data = _query_daemon(index_dir, text, options) if use_daemon else None
+    if data is None:
+        try:
+            searcher = Searcher(index_dir)
+            found = searcher.search(text, options)
+        except _known_errors() as err:
+            fail(str(err))
+        from codesearch.render import result_to_json
 
-        print_json(result_to_json(result, str(index_dir), searcher.manifest.model))
+        data = result_to_json(found, str(index_dir), searcher.manifest.model)
+    from codesearch.render import print_json, render_hits, result_from_json
+
+    if as_json:
+        print_json(data)
         return
-    from codesearch.render import render_hits
+    result = result_from_json(data)
 
     if result.chunks == 0:
         console.print("the index is empty: no source files were found when it was built")
         return
     render_hits(console, result, lines)
+
+
+def _query_daemon(index_dir: Path, text: str, options: Any) -> dict[str, Any] | None:
+    """The result from the index's warm server (started if needed); None to search here."""
+    from codesearch import daemon
+
+    payload = {"op": "search", "query": text, "options": daemon.options_to_dict(options)}
+    answer = daemon.request(index_dir, payload)
+    if answer is None and daemon.start(index_dir):
+        answer = daemon.request(index_dir, payload)
+    if answer is None:
+        return None
+    if not answer.get("ok"):
+        fail(answer.get("error", "query server failed"))
+    return answer["result"]
+
+
+@app.command(hidden=True)
+def serve(
+    index_path: Annotated[Path, typer.Option("--index", help="Index folder to serve.")],
+    idle: Annotated[float, typer.Option(help="Exit after this many idle seconds.")] = 900.0,
+) -> None:
+    """Run the warm query server for one index (started by `query`)."""
+    from codesearch import daemon
+
+    raise typer.Exit(daemon.serve(index_path.resolve(), idle))
+
+
+@app.command(name="stop-server")
+def stop_server(
+    path: Annotated[Path, typer.Argument(help="Folder inside an indexed tree.")] = Path("."),
+) -> None:
+    """Stop the warm query server of an index, if one runs."""
+    from codesearch import daemon
+
+    index_dir = _find_index(path, None)
+    console.print("stopped" if daemon.stop(index_dir) else "no server was running")
 
 
 def _changed_since(root: Path, indexed_at: float, limit_seconds: float = 0.5) -> int | None:

@@ -235,7 +235,7 @@ def build_index(
         if options.embed:
             _vector_tier(store, profile, dim, options, progress, report, embedder)
         store.optimize()
-        _record(index_dir, manifest, store, report, complete=report.vectors_pending == 0)
+        _record(index_dir, manifest, store, report, complete=True)
     report.seconds_total = time.perf_counter() - started
     return report
 
@@ -254,7 +254,7 @@ def _record(
     manifest.chunks = report.chunks_total
     manifest.vectors_pending = report.vectors_pending
     manifest.indexed_at = time.time()
-    manifest.complete = complete
+    manifest.complete = complete and report.vectors_pending == 0
     write_manifest(index_dir, manifest)
 
 

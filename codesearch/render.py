@@ -39,6 +39,18 @@ def result_to_json(result: SearchResult, index_dir: str, model: str, lines: int 
     }
 
 
+def result_from_json(data: dict[str, Any]) -> SearchResult:
+    """Rebuild a result sent by the query server."""
+    names = set(Hit.__dataclass_fields__)
+    hits = []
+    for item in data["results"]:
+        values = {k: v for k, v in item.items() if k in names}
+        values["text"] = item.get("snippet", "")
+        hits.append(Hit(**values))
+    return SearchResult(data["query"], data["mode"], hits, data["chunks"],
+                        data["vectors_pending"], data.get("timings_ms", {}))
+
+
 def print_json(data: dict[str, Any]) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False))
 

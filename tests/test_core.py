@@ -43,7 +43,7 @@ def test_labelled_query_ranks_expected_chunk_in_top3(searcher, case):
 
 def test_lexical_and_vector_modes_each_find_an_obvious_target(searcher):
     assert "ReverseString" in _top_symbols(searcher, "ReverseString", mode="text")
-    assert "debounce" in _top_symbols(searcher, "postpone a callback until typing stops", k=3, mode="vector")
+    assert "LruCache" in _top_symbols(searcher, "least recently used cache eviction", k=3, mode="vector")
 
 
 def test_filters_restrict_language_and_path(searcher):

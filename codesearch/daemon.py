@@ -1,0 +1,196 @@
+"""A warm query process per index, so `codesearch query` answers in well under a second.
+
+Importing lancedb costs about 2 s and a model more; a CLI process that paid
+that on every query could never be fast. The first query starts this server
+in the background (one per index, on a Unix socket); later queries send it a
+line of JSON and get the result back. It reloads the index whenever the
+manifest changes (never stale after a re-index) and exits after an idle
+timeout. Any failure to reach it falls back to searching in-process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import socket
+import socketserver
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+PROTOCOL = 1
+DEFAULT_IDLE_SECONDS = 900.0
+
+
+def socket_path(index_dir: Path) -> Path:
+    """Short and per-user: Unix socket paths are limited to about 100 bytes."""
+    key = hashlib.blake2b(str(index_dir.resolve()).encode(), digest_size=8).hexdigest()
+    base = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / f"codesearch-{os.getuid()}"
+    base.mkdir(mode=0o700, exist_ok=True)
+    return base / f"{key}.sock"
+
+
+def request(index_dir: Path, payload: dict[str, Any], timeout: float = 30.0) -> dict[str, Any] | None:
+    """Send one request to the index's server; None if no server answers."""
+    path = socket_path(index_dir)
+    if not path.exists():
+        return None
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(str(path))
+            sock.sendall(json.dumps(payload).encode() + b"\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                part = sock.recv(1 << 16)
+                if not part:
+                    break
+                data += part
+        return json.loads(data) if data else None
+    except (OSError, ValueError):
+        return None
+
+
+def start(index_dir: Path, idle_seconds: float = DEFAULT_IDLE_SECONDS, wait: float = 60.0) -> bool:
+    """Start a server for this index in the background and wait until it answers."""
+    log = open(index_dir / "daemon.log", "ab")  # noqa: SIM115 (handed to the child)
+    subprocess.Popen(
+        [sys.executable, "-m", "codesearch", "serve", "--index", str(index_dir),
+         "--idle", str(idle_seconds)],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+        env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+    )
+    log.close()
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        answer = request(index_dir, {"op": "ping"}, timeout=2.0)
+        if answer and answer.get("ok"):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def stop(index_dir: Path) -> bool:
+    answer = request(index_dir, {"op": "stop"}, timeout=5.0)
+    return bool(answer and answer.get("ok"))
+
+
+def options_to_dict(options: Any) -> dict[str, Any]:
+    data = asdict(options)
+    data["languages"] = list(data["languages"])
+    return data
+
+
+def options_from_dict(data: dict[str, Any]) -> Any:
+    from codesearch.ranking import RankingConfig
+    from codesearch.search import SearchOptions
+
+    known = {f.name for f in fields(SearchOptions)}
+    values = {k: v for k, v in data.items() if k in known}
+    values["languages"] = tuple(values.get("languages", ()))
+    if isinstance(values.get("ranking"), dict):
+        values["ranking"] = RankingConfig(**values["ranking"])
+    return SearchOptions(**values)
+
+
+class _State:
+    def __init__(self, index_dir: Path, idle_seconds: float):
+        self.index_dir = index_dir
+        self.idle_seconds = idle_seconds
+        self.last_used = time.monotonic()
+        self.lock = threading.Lock()
+        self.searcher: Any = None
+        self.embedder: Any = None
+        self.manifest_mtime = -1
+
+    def current_searcher(self) -> Any:
+        from codesearch.search import Searcher
+
+        mtime = (self.index_dir / "manifest.json").stat().st_mtime_ns
+        if self.searcher is None or mtime != self.manifest_mtime:
+            # The embedder survives reloads: the model does not change without --rebuild,
+            # and a rebuild with another model changes the manifest's fingerprint.
+            old = self.searcher
+            self.searcher = Searcher(self.index_dir, embedder=None)
+            if old is not None and old.manifest.fingerprint == self.searcher.manifest.fingerprint:
+                self.searcher._embedder = old._embedder
+            self.manifest_mtime = mtime
+        return self.searcher
+
+
+def serve(index_dir: Path, idle_seconds: float = DEFAULT_IDLE_SECONDS) -> int:
+    from codesearch.render import result_to_json
+
+    path = socket_path(index_dir)
+    if request(index_dir, {"op": "ping"}, timeout=2.0):
+        return 0  # another server already answers for this index
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    state = _State(index_dir, idle_seconds)
+
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            line = self.rfile.readline()
+            try:
+                payload = json.loads(line)
+                answer = _answer(state, payload, result_to_json)
+            except Exception as err:  # noqa: BLE001 (the client shows the one line)
+                answer = {"ok": False, "error": str(err).splitlines()[0] if str(err) else repr(err)}
+            self.wfile.write(json.dumps(answer).encode() + b"\n")
+            if payload_is_stop(line):
+                threading.Thread(target=server.shutdown, daemon=True).start()
+
+    class Server(socketserver.ThreadingUnixStreamServer):
+        daemon_threads = True
+
+    server = Server(str(path), Handler)
+    os.chmod(path, 0o600)
+    watchdog = threading.Thread(target=_idle_watch, args=(state, server), daemon=True)
+    watchdog.start()
+    try:
+        state.current_searcher()  # warm: open tables, read the catalog
+        server.serve_forever(poll_interval=0.5)
+    finally:
+        server.server_close()
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    return 0
+
+
+def payload_is_stop(line: bytes) -> bool:
+    try:
+        return json.loads(line).get("op") == "stop"
+    except ValueError:
+        return False
+
+
+def _idle_watch(state: _State, server: socketserver.BaseServer) -> None:
+    while True:
+        time.sleep(min(5.0, state.idle_seconds / 4))
+        if time.monotonic() - state.last_used > state.idle_seconds:
+            server.shutdown()
+            return
+
+
+def _answer(state: _State, payload: dict[str, Any], to_json: Any) -> dict[str, Any]:
+    op = payload.get("op")
+    state.last_used = time.monotonic()
+    if op == "ping":
+        return {"ok": True, "pid": os.getpid(), "index": str(state.index_dir), "protocol": PROTOCOL}
+    if op == "stop":
+        return {"ok": True}
+    if op == "search":
+        with state.lock:
+            searcher = state.current_searcher()
+            options = options_from_dict(payload.get("options", {}))
+            result = searcher.search(payload["query"], options)
+            data = to_json(result, str(state.index_dir), searcher.manifest.model)
+        return {"ok": True, "result": data}
+    return {"ok": False, "error": f"unknown request '{op}'"}
