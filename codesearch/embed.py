@@ -188,7 +188,8 @@ def _check_prompt_names(model: SentenceTransformer, profile: ModelProfile) -> No
     if not profile.prompt_names:
         return
     stored: dict[str, str] = dict(getattr(model, "prompts", None) or {})
-    for name, ours in zip(profile.prompt_names, (profile.query_prompt, profile.document_prompt)):
+    pairs = zip(profile.prompt_names, (profile.query_prompt, profile.document_prompt), strict=True)
+    for name, ours in pairs:
         # ST fills in empty "query"/"document" entries itself: only a real stored string counts.
         if name and stored.get(name) and stored[name] != ours:
             raise ProfileMismatchError(
@@ -335,7 +336,10 @@ class SentenceTransformerEmbedder:
 
     def _probe_dim(self) -> int:
         vector = self.model.encode(
-            ["dimension probe"], show_progress_bar=False, convert_to_numpy=True, **self._encode_kwargs
+            ["dimension probe"],
+            show_progress_bar=False,
+            convert_to_numpy=True,
+            **self._encode_kwargs,
         )
         return int(np.asarray(vector).shape[-1])
 
