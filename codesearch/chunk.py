@@ -89,7 +89,11 @@ _MAX_DEPTH = 60  # recursion guard for pathological nesting
 
 def is_minified(text: str) -> bool:
     """True for minified or generated files whose lines are too long to chunk by line."""
-    lengths = [len(line) for line in text.split("\n") if line.strip()]
+    lines = text.split("\n")
+    longest = max(map(len, lines))
+    if longest <= MINIFIED_MAX_LINE and len(text) <= MINIFIED_MEAN_LINE * len(lines) // 2:
+        return False  # fast path: even if half the lines were blank the mean would be fine
+    lengths = [len(line) for line in lines if line.strip()]
     if not lengths:
         return False
     total = sum(lengths)
@@ -450,7 +454,8 @@ class _CodeChunker:
         lo, hi = _trim(self.lines, lo, hi)
         if lo > hi:
             return
-        for i, (a, b) in enumerate(self._pack(self._segments(kids, lo, hi, 0))):
+        parts = [(lo, hi)] if self.cost(lo, hi) <= self.max else self._pack(self._segments(kids, lo, hi, 0))
+        for i, (a, b) in enumerate(parts):
             self.pieces.append(_Piece(a, b, kind, symbol, ctx_first if i == 0 else ctx_rest,
                                       scope, weight, [symbol] if weight and symbol else []))
 
@@ -495,6 +500,7 @@ class _CodeChunker:
     def _segments(self, kids: Sequence, lo: int, hi: int, depth: int) -> list[tuple[int, int]]:
         """Cut lo..hi where syntax nodes start, going deeper only where a piece is too big."""
         spans = [(k, *_rows(k)) for k in kids]
+        spans = [sp for sp in spans if sp[2] >= lo and sp[1] <= hi]
         cuts = sorted({s for _, s, _ in spans if lo < s <= hi})
         bounds = [lo, *cuts, hi + 1]
         out: list[tuple[int, int]] = []
