@@ -84,6 +84,7 @@ class ChunkBudget:
 MINIFIED_MEAN_LINE = 300
 MINIFIED_MAX_LINE = 5_000
 SIGNATURE_MAX_LINES = 6
+SIGNATURE_MAX_CHARS = 200
 _MAX_DEPTH = 60  # recursion guard for pathological nesting
 
 
@@ -495,7 +496,12 @@ class _CodeChunker:
             starts_line = not line[:bcol].strip()
             end = max(start, brow - 1 if starts_line and brow > start else brow)
         end = min(end, start + SIGNATURE_MAX_LINES - 1, len(self.lines) - 1)
-        return "\n".join(line.strip() for line in self.lines[start : end + 1])
+        # One line per level keeps the context short for the model's input.
+        sig = " ".join(line.strip() for line in self.lines[start : end + 1] if line.strip())
+        sig = sig.replace("( ", "(").replace(" )", ")")
+        if len(sig) > SIGNATURE_MAX_CHARS:
+            sig = sig[:SIGNATURE_MAX_CHARS].rsplit(" ", 1)[0]
+        return sig
 
     def _segments(self, kids: Sequence, lo: int, hi: int, depth: int) -> list[tuple[int, int]]:
         """Cut lo..hi where syntax nodes start, going deeper only where a piece is too big."""

@@ -254,6 +254,11 @@ LANGUAGES: dict[str, LanguageSpec] = {
             definitions={
                 **_C_DEFS,
                 **_defs(
+                    # `class EXPORT_MACRO Name {...}` parses as a function whose type is the class
+                    function_definition=Def(
+                        "function", name=("*declarator",),
+                        kind_by=(("type",), {"class_specifier": "class", "struct_specifier": "struct"}),
+                    ),
                     class_specifier=Def("class", requires=("body",), container=True),
                     struct_specifier=Def("struct", requires=("body",), container=True),
                     union_specifier=Def("struct", requires=("body",), container=True),
