@@ -338,6 +338,73 @@ def _ago(seconds: float) -> str:
     return f"{seconds / 86400:.0f} days ago"
 
 
+@app.command(name="eval")
+def eval_(
+    queries: Annotated[Path | None, typer.Argument(help="Labelled queries: a JSON/JSONL file or a folder of them.")] = None,
+    root: Annotated[Path, typer.Option(help="Folder holding the corpora the queries name (or the repo itself).")] = Path("."),
+    mode: Annotated[list[str] | None, typer.Option("--mode", help="Modes to compare (repeatable): hybrid, text, vector.")] = None,
+    ablation: Annotated[bool, typer.Option("--ablation", help="Also switch each ranking signal off in turn.")] = False,
+    rerank: Annotated[str | None, typer.Option(help="Also evaluate with this reranker over the hybrid results.")] = None,
+    self_eval: Annotated[bool, typer.Option("--self", help="Build queries from this repo's own docstrings.")] = False,
+    limit: Annotated[int, typer.Option(help="With --self: how many queries.")] = 200,
+    seed: Annotated[int, typer.Option(help="With --self: sampling seed.")] = 0,
+    model: Annotated[str, typer.Option("--model", "-m", help="Embedding model for the indexes.")] = "minilm",
+    backend: Annotated[str, typer.Option(help="Local runtime: auto, torch, onnx or onnx-int8.")] = "auto",
+    k: Annotated[int, typer.Option("-k", help="Cut-off for the metrics.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the reports as JSON.")] = False,
+) -> None:
+    """Measure retrieval quality: Recall@1/5/10, MRR@10, NDCG@10 per language and category."""
+    import tempfile
+
+    from codesearch import benchmark
+    from codesearch.evaluate import (
+        EvalError,
+        format_comparison,
+        format_report,
+        load_queries,
+        report_to_json,
+    )
+    from codesearch.indexer import IndexOptions
+
+    if not root.is_dir():
+        fail(f"no such folder: {root}")
+    if (queries is None) == (not self_eval):
+        fail("give a queries file, or --self to build queries from the repository", 2)
+    workdir = None
+    try:
+        if self_eval:
+            workdir = tempfile.TemporaryDirectory(prefix="codesearch-self-")
+            copy = Path(workdir.name) / "repo"
+            items = benchmark.self_eval_copy(root.resolve(), copy, limit, seed)
+            roots = {"": copy}
+        else:
+            assert queries is not None
+            items = load_queries(queries)
+            roots = benchmark.corpus_roots(items, root.resolve())
+        if not items:
+            fail("no queries to run")
+        options = IndexOptions(model=model, backend=backend)
+        show = sys.stderr.isatty() and not as_json
+        with RichProgress(show) as progress:
+            seconds = benchmark.ensure_indexes(roots, options, progress=progress)
+        configs = benchmark.ablation_configs() if ablation else benchmark.mode_configs(mode or ["hybrid"])
+        if rerank:
+            configs.append(benchmark.EvalConfig(f"hybrid + rerank {rerank}", "hybrid", rerank=rerank))
+        reports = benchmark.run_configs(items, roots, configs, k, index_seconds=sum(seconds.values()))
+    except (EvalError, *_known_errors()) as err:
+        fail(str(err))
+    finally:
+        if workdir is not None:
+            workdir.cleanup()
+    if as_json:
+        print(json.dumps({"queries": len(items), "reports": [report_to_json(r) for r in reports]}, indent=2))
+        return
+    console.print(f"{len(items)} queries over {len(roots)} corpora", highlight=False)
+    console.print(format_comparison(reports), highlight=False, markup=False)
+    best = reports[-1] if rerank else reports[0] if ablation else reports[-1]
+    console.print(format_report(best), highlight=False, markup=False)
+
+
 def _mount_optional() -> None:
     """Sub-commands that live in their own modules (each imports lazily)."""
     try:

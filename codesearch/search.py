@@ -36,6 +36,8 @@ class SearchOptions:
     content: str = "code"
     candidates: int = 100
     ranking: RankingConfig = field(default_factory=RankingConfig)
+    rerank: str | None = None  # reranker spec (see `codesearch.rerank.load_reranker`)
+    rerank_top: int = 40
 
 
 @dataclass
@@ -118,6 +120,7 @@ class Searcher:
         self.store = IndexStore(index_dir)
         self._catalog: Catalog | None = None
         self._vectors: tuple[np.ndarray, np.ndarray] | None = None
+        self._rerankers: dict[str, Any] = {}
 
     @property
     def catalog(self) -> Catalog:
@@ -150,6 +153,13 @@ class Searcher:
             profile = get_profile(self.manifest.model)
             self._embedder = load_index_embedder(profile, self.manifest.dim, self.backend)
         return self._embedder
+
+    def reranker(self, spec: str) -> Any:
+        if spec not in self._rerankers:
+            from codesearch.rerank import load_reranker
+
+            self._rerankers[spec] = load_reranker(spec)
+        return self._rerankers[spec]
 
     def lexical(self, query: str, keep: np.ndarray, limit: int) -> list[int]:
         from lancedb.query import MultiMatchQuery
@@ -209,7 +219,8 @@ class Searcher:
             timings["vector"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
         pool = {i: catalog.candidate(i) for i in (*lexical, *vector)}
-        ranked = fuse_and_rank(query, lexical, vector, pool, options.ranking)[: options.k]
+        wanted = max(options.k, options.rerank_top) if options.rerank else options.k
+        ranked = fuse_and_rank(query, lexical, vector, pool, options.ranking)[:wanted]
         lex_rank = {i: r + 1 for r, i in enumerate(lexical)}
         vec_rank = {i: r + 1 for r, i in enumerate(vector)}
         hits = [
@@ -221,6 +232,11 @@ class Searcher:
         ]
         self._attach_text(hits, [i for i, _ in ranked])
         timings["rank"] = (time.perf_counter() - t) * 1000
+        if options.rerank:
+            t = time.perf_counter()
+            hits = rerank_hits(self.reranker(options.rerank), query, hits, options.rerank_top)
+            timings["rerank"] = (time.perf_counter() - t) * 1000
+        hits = hits[: options.k]
         timings["total"] = (time.perf_counter() - t0) * 1000
         _, rows = self.vectors() if options.mode != "text" else (None, None)
         pending = int((rows < 0).sum()) if rows is not None else self.manifest.vectors_pending
@@ -231,3 +247,24 @@ class Searcher:
         texts = {r["id"]: r["text"] for r in self.store.rows_by_id(ids, ["id", "text"])}
         for hit, chunk_id in zip(hits, ids, strict=True):
             hit.text = texts.get(chunk_id, "")
+
+
+def rerank_document(hit: Hit) -> str:
+    """What the reranker reads: where the code is, its name, then the code."""
+    header = f"{hit.path} {hit.symbol}".strip()
+    return f"{header}\n{hit.text}"
+
+
+def rerank_hits(reranker: Any, query: str, hits: Sequence[Hit], top: int) -> list[Hit]:
+    """Reorder the first `top` hits by the reranker's score; the rest keep their order below."""
+    head, tail = list(hits[:top]), list(hits[top:])
+    if not head:
+        return list(hits)
+    scores = reranker.score(query, [rerank_document(h) for h in head])
+    for hit, score in zip(head, scores, strict=True):
+        hit.rerank_score = round(float(score), 6)
+    head.sort(key=lambda h: -(h.rerank_score or 0.0))
+    ordered = head + tail
+    for n, hit in enumerate(ordered):
+        hit.rank = n + 1
+    return ordered
