@@ -63,7 +63,10 @@ class Chunk:
     # part of a split function, the heading trail of a split docs section.
     # The indexer prepends it when embedding; it is not part of `text`.
     context: str = ""
-    # Every qualified name defined in the chunk (several after merging tiny neighbours).
+    # Qualified names of the definitions this chunk holds or is part of: (symbol,)
+    # for one definition or a part of a split one, several after tiny neighbours
+    # were merged, () for plain module code and windows. Members of an unsplit
+    # class are not listed (they are inside the class chunk's text).
     symbols: tuple[str, ...] = ()
 
 
@@ -484,7 +487,7 @@ class _CodeChunker:
         nodes = unit.nodes
         for i, (a, b) in enumerate(self._pack(self._segments(nodes, lo, hi, 0))):
             self.pieces.append(_Piece(a, b, unit.kind, unit.symbol, ctx if i == 0 else _join(ctx, sig),
-                                      part_scope, 1, unit.symbols if i == 0 else []))
+                                      part_scope, 1, unit.symbols if i == 0 else [unit.symbol]))
 
     def _signature(self, node, body) -> str:  # noqa: ANN001
         """The declaration lines of a definition (up to where its body starts)."""
