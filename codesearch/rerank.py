@@ -467,6 +467,19 @@ def _voyage_reranker(spec: str, model: str) -> RemoteReranker:
     return RemoteReranker(spec, _rerank_url(base_url), body, headers, page_size=1000)
 
 
+# --------------------------------------------------------------------------- use
+
+
+def rerank(reranker: Reranker, query: str, documents: Sequence[str]) -> list[tuple[int, float]]:
+    """(index, score) pairs best first; ties keep the retrieval order."""
+    scores = reranker.score(query, documents)
+    if len(scores) != len(documents):
+        raise RemoteError(
+            f"reranker {reranker.name} gave {len(scores)} scores for {len(documents)} documents"
+        )
+    return sorted(enumerate(scores), key=lambda pair: -pair[1])
+
+
 # --------------------------------------------------------------------------- loading
 
 _LOADED: dict[tuple[object, ...], Reranker] = {}

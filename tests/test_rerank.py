@@ -233,3 +233,20 @@ def test_aliases_resolve_to_registry_profiles() -> None:
     assert find_profile("qwen3-reranker") is RERANKERS["qwen3-reranker-0.6b"]
     assert find_profile("QWEN3-RERANKER-4B") is RERANKERS["qwen3-reranker-4b"]
     assert find_profile("bge-reranker") is None
+
+
+def test_registry_name_with_a_local_model_path(tiny_dir: Path, reranker: Qwen3Reranker) -> None:
+    named = load_reranker("qwen3-reranker-0.6b", model_path=str(tiny_dir))
+    assert isinstance(named, Qwen3Reranker)
+    assert named.name == "qwen3-reranker-0.6b"
+    assert named.score(QUERY, DOCS[:3]) == pytest.approx(reranker.score(QUERY, DOCS[:3]), abs=1e-6)
+
+
+def test_rerank_orders_best_first(reranker: Qwen3Reranker) -> None:
+    from codesearch.rerank import rerank
+
+    scores = reranker.score(QUERY, DOCS)
+    order = rerank(reranker, QUERY, DOCS)
+    assert sorted(i for i, _ in order) == list(range(len(DOCS)))
+    assert [s for _, s in order] == sorted(scores, reverse=True)
+    assert all(scores[i] == pytest.approx(s, abs=1e-6) for i, s in order)
