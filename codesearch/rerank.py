@@ -169,6 +169,11 @@ def _require_local_dir(label: str, path: str) -> Path:
     return folder
 
 
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 def _quiet_transformers() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -215,13 +220,12 @@ class Qwen3Reranker:
             self.model = AutoModelForCausalLM.from_pretrained(
                 source,
                 revision=revision,
-                torch_dtype=torch.float32,
+                dtype=torch.float32,
                 local_files_only=local_files_only,
             ).eval()
-        except (OSError, ValueError) as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        except Exception as err:  # any loader failure must reach the user as one line
             raise RerankerUnavailableError(
-                f"reranker {name}: cannot load {source}: {first}"
+                f"reranker {name}: cannot load {source}: {_first_line(err)}"
             ) from None
         if not getattr(self.tokenizer, "is_fast", False):
             raise RerankerUnavailableError(
@@ -333,10 +337,9 @@ class CrossEncoderReranker:
         self.batch_size = max(1, batch_size)
         try:
             self.model = CrossEncoder(source, device="cpu", local_files_only=True)
-        except (OSError, ValueError) as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        except Exception as err:  # any loader failure must reach the user as one line
             raise RerankerUnavailableError(
-                f"reranker {name}: cannot load {source}: {first}"
+                f"reranker {name}: cannot load {source}: {_first_line(err)}"
             ) from None
         self.max_length = _cross_encoder_limit(self.model, max_length)
         # sentence-transformers 5.x renamed max_length to max_seq_length.

@@ -250,3 +250,12 @@ def test_rerank_orders_best_first(reranker: Qwen3Reranker) -> None:
     assert sorted(i for i, _ in order) == list(range(len(DOCS)))
     assert [s for _, s in order] == sorted(scores, reverse=True)
     assert all(scores[i] == pytest.approx(s, abs=1e-6) for i, s in order)
+
+
+def test_broken_model_folder_is_one_line(tmp_path: Path, tiny_dir: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text((tiny_dir / "config.json").read_text())
+    with pytest.raises(RerankerUnavailableError, match="cannot load") as err:
+        load_reranker(str(broken))
+    assert "\n" not in str(err.value)
