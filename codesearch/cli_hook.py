@@ -73,27 +73,30 @@ def install(
     strict: Annotated[bool, typer.Option(
         "--strict", help="Update everything inside the hook and abort the commit if it fails.",
     )] = False,
+    lexical_only: Annotated[bool, typer.Option(
+        "--lexical-only", help="Hooks keep the full-text tier fresh only; embed with `codesearch index`.",
+    )] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Build a missing index without asking.")] = False,
 ) -> None:
     """Install the hooks (an existing hook is chained, never overwritten)."""
     repo = _repo(path)
     wanted = list(hooks) if hooks else list(DEFAULT_HOOKS)
+    settings = HookSettings(background=background, strict=strict, lexical_only=lexical_only)
     try:
-        changes = install_hooks(repo, wanted, HookSettings(background=background, strict=strict))
+        changes = install_hooks(repo, wanted, settings)
     except HookError as err:
         _fail(str(err))
     except OSError as err:
         _fail(f"cannot write hooks in {repo.hooks_dir}: {err.strerror or err}")
-    settings = HookSettings(background=background, strict=strict)
     for change in changes:
         extra = f" ({change.detail})" if change.detail else ""
         console.print(f"{change.action:>9} {change.path}{extra}", highlight=False)
     console.print(f"mode: {settings.describe()}", highlight=False)
     if find_index_root(repo.toplevel) is None:
-        _offer_index(repo.toplevel, yes)
+        _offer_index(repo.toplevel, yes, embed=not lexical_only)
 
 
-def _offer_index(root: Path, yes: bool) -> None:
+def _offer_index(root: Path, yes: bool, embed: bool) -> None:
     """The hooks update an existing index only: offer to build the first one."""
     if not yes:
         if not (sys.stdin.isatty() and sys.stdout.isatty()):
@@ -115,12 +118,13 @@ def _offer_index(root: Path, yes: bool) -> None:
         _fail("interrupted: run `codesearch index` to finish", 130)
     except _known_errors() as err:
         _fail(str(err))
-    console.print(
-        f"indexed {report.files} files, {report.chunks_total} chunks (full-text tier); "
-        f"embedding {report.vectors_pending} chunks in the background "
-        f"(log: {index_dir_of(root) / LOG_NAME})", highlight=False,
-    )
-    spawn_background(root)
+    later = (f"embedding {report.vectors_pending} chunks in the background "
+             f"(log: {index_dir_of(root) / LOG_NAME})" if embed
+             else "run `codesearch index` to add embeddings")
+    console.print(f"indexed {report.files} files, {report.chunks_total} chunks "
+                  f"(full-text tier); {later}", highlight=False)
+    if embed and report.vectors_pending:
+        spawn_background(root)
 
 
 @hook_app.command()
@@ -225,9 +229,11 @@ def run(
     args: Annotated[list[str] | None, typer.Argument(help="The arguments git passed to the hook.")] = None,
     background: Annotated[bool, typer.Option("--background/--foreground")] = True,
     strict: Annotated[bool, typer.Option("--strict")] = False,
+    lexical_only: Annotated[bool, typer.Option("--lexical-only")] = False,
 ) -> None:
     """Called by the installed hook scripts (and by the pre-commit framework)."""
     if hook not in (*HOOK_NAMES, "auto"):
         _fail(f"unknown hook '{hook}': choose from {', '.join(HOOK_NAMES)} or auto", 2)
-    code = run_hook(hook, list(args or []), HookSettings(background=background, strict=strict))
+    settings = HookSettings(background=background, strict=strict, lexical_only=lexical_only)
+    code = run_hook(hook, list(args or []), settings)
     raise typer.Exit(code)

@@ -144,17 +144,24 @@ def find_repo(cwd: Path) -> Repo:
 class HookSettings:
     background: bool = True  # detach the whole update; False: lexical tier inside the hook
     strict: bool = False  # everything inside the hook, and a failure aborts the commit
+    lexical_only: bool = False  # never embed from a hook; `codesearch index` does it later
 
     def flags(self) -> list[str]:
         return [
             "--background" if self.background else "--foreground",
             *(["--strict"] if self.strict else []),
+            *(["--lexical-only"] if self.lexical_only else []),
         ]
 
     def describe(self) -> str:
+        tail = ", full-text tier only" if self.lexical_only else ""
         if self.strict:
-            return "strict (full update inside the hook; failures abort)"
-        return "background" if self.background else "foreground lexical, background embeddings"
+            return f"strict (whole update inside the hook; a failure aborts the commit){tail}"
+        if self.background:
+            return f"background (a detached process updates the index){tail}"
+        if self.lexical_only:
+            return "foreground (full-text tier inside the hook), full-text tier only"
+        return "foreground (full-text tier inside the hook, embeddings in the background)"
 
 
 def hook_script(name: str, settings: HookSettings, python: str, package_dir: Path) -> str:
@@ -193,7 +200,8 @@ def parse_script(text: str) -> tuple[str, HookSettings] | None:
             if not words:
                 return None
             return words[0], HookSettings(
-                background="--foreground" not in words, strict="--strict" in words
+                background="--foreground" not in words, strict="--strict" in words,
+                lexical_only="--lexical-only" in words,
             )
     return None
 
@@ -496,7 +504,7 @@ def background_waiting(index_dir: Path) -> bool:
         return not free
 
 
-def spawn_background(index_root: Path) -> int | None:
+def spawn_background(index_root: Path, embed: bool = True) -> int | None:
     """Start a detached `drain` that outlives the hook; its output goes to hook.log."""
     index_dir = index_dir_of(index_root)
     if background_waiting(index_dir):
@@ -506,14 +514,15 @@ def spawn_background(index_root: Path) -> int | None:
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     with open(log_path, "a", encoding="utf-8") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "codesearch.hook", "background", str(index_root)],
+            [sys.executable, "-m", "codesearch.hook", "background", str(index_root),
+             *([] if embed else ["--lexical-only"])],
             cwd=index_root, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
             start_new_session=True, close_fds=True, env=env,
         )
     return proc.pid
 
 
-def background_main(index_root: Path) -> int:
+def background_main(index_root: Path, embed: bool = True) -> int:
     """The detached process: lexical tier of the queued paths, then all pending embeddings."""
     index_dir = index_dir_of(index_root)
     with contextlib.suppress(OSError):
@@ -534,7 +543,7 @@ def background_main(index_root: Path) -> int:
         started = time.perf_counter()
         try:
             # The lock is re-entrant on this thread, so drain() does not wait for us.
-            report = drain(index_root, embed=True, lock_timeout=BACKGROUND_LOCK_TIMEOUT)
+            report = drain(index_root, embed=embed, lock_timeout=BACKGROUND_LOCK_TIMEOUT)
         except Exception as err:  # noqa: BLE001
             log(index_dir, f"background update failed: {_one_line(err)}\n{traceback.format_exc()}")
             return 1
@@ -589,7 +598,7 @@ def run_hook(
     except OSError as err:
         return _report_failure(settings, index_dir, f"cannot queue changed paths: {err}", stderr)
     if settings.background and not settings.strict:
-        spawn_background(index_root)
+        spawn_background(index_root, embed=not settings.lexical_only)
         log(index_dir, f"{hook}: {len(paths)} path(s) queued for a background update")
         return 0
     return _foreground(hook, index_root, paths, settings, stderr)
@@ -607,17 +616,18 @@ def _foreground(
             # Never wait in a hook: the running indexer or the detached run takes the queue.
             log(index_dir, f"{hook}: index busy (held by {holder.describe()}), skipped; "
                            "a background run will pick the changes up")
-            spawn_background(index_root)
+            spawn_background(index_root, embed=not settings.lexical_only)
             return 0
     started = time.perf_counter()
     timeout = STRICT_LOCK_TIMEOUT if settings.strict else HOOK_LOCK_TIMEOUT
     try:
-        report = drain(index_root, embed=settings.strict, lock_timeout=timeout)
+        embed = settings.strict and not settings.lexical_only
+        report = drain(index_root, embed=embed, lock_timeout=timeout)
     except LockTimeout as err:
         if settings.strict:
             return _report_failure(settings, index_dir, str(err), stderr)
         log(index_dir, f"{hook}: index busy, skipped ({err})")
-        spawn_background(index_root)
+        spawn_background(index_root, embed=not settings.lexical_only)
         return 0
     except KeyboardInterrupt:
         return _report_failure(settings, index_dir, "interrupted", stderr)
@@ -626,7 +636,7 @@ def _foreground(
         return _report_failure(settings, index_dir, _one_line(err) + detail, stderr)
     log(index_dir, f"{hook}: {len(paths)} path(s) in {time.perf_counter() - started:.2f} s: "
                    f"{summary(report)}")
-    if report.vectors_pending and not settings.strict:
+    if report.vectors_pending and not (settings.strict or settings.lexical_only):
         spawn_background(index_root)
     return 0
 
@@ -658,8 +668,10 @@ def _parser() -> argparse.ArgumentParser:
     mode.add_argument("--background", dest="background", action="store_true", default=True)
     mode.add_argument("--foreground", dest="background", action="store_false")
     run.add_argument("--strict", action="store_true")
+    run.add_argument("--lexical-only", action="store_true")
     bg = sub.add_parser("background")
     bg.add_argument("root")
+    bg.add_argument("--lexical-only", action="store_true")
     return parser
 
 
@@ -671,8 +683,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     cut = argv.index("--") if "--" in argv else len(argv)
     args = _parser().parse_args(argv[:cut])
     if args.command == "background":
-        return background_main(Path(args.root))
-    settings = HookSettings(background=args.background, strict=args.strict)
+        return background_main(Path(args.root), embed=not args.lexical_only)
+    settings = HookSettings(background=args.background, strict=args.strict,
+                            lexical_only=args.lexical_only)
     return run_hook(args.hook, argv[cut + 1:], settings)
 
 
