@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from codesearch.embed import ModelUnavailableError
 from codesearch.http import RemoteError, post_json
 
 if TYPE_CHECKING:
@@ -53,8 +54,11 @@ class Reranker(Protocol):
     def score(self, query: str, documents: Sequence[str]) -> list[float]: ...
 
 
-class RerankerUnavailableError(RuntimeError):
-    """The reranker cannot run here; the message is one line, safe to print."""
+class RerankerUnavailableError(ModelUnavailableError):
+    """The reranker cannot run here; the message is one line, safe to print.
+
+    A ModelUnavailableError, so the CLI's handler for missing models catches it too.
+    """
 
 
 class RerankerSpecError(ValueError):
