@@ -158,6 +158,8 @@ def ensure_eos(tokenizer: Any, eos_token: str) -> str:
     eos_id = tokenizer.convert_tokens_to_ids(eos_token)
     if eos_id is None or (eos_id == tokenizer.unk_token_id and eos_token != tokenizer.unk_token):
         raise ProfileMismatchError(f"the tokenizer has no {eos_token} token to end inputs with")
+    # transformers re-applies `split_special_tokens` to the backend on every call.
+    tokenizer.split_special_tokens = True
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:
         backend.encode_special_tokens = True

@@ -502,9 +502,7 @@ def check_query_model(
         index_profile.revision == query_profile.revision
         or None in (index_profile.revision, query_profile.revision)
     )
-    same_family = (
-        index_profile.family is not None and index_profile.family == query_profile.family
-    )
+    same_family = index_profile.family is not None and index_profile.family == query_profile.family
     if not (same_weights or same_family):
         raise IncompatibleModelsError(
             f"query model {query_profile.name} (family {query_profile.family or 'none'}) does not "

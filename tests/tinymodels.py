@@ -19,6 +19,8 @@ import dataclasses
 import json
 from pathlib import Path
 
+import pytest
+
 from codesearch.models import REGISTRY, ModelProfile
 
 CORPUS = [
@@ -213,7 +215,9 @@ def build_bert(folder: Path, seed: int = 2) -> Path:
     return folder
 
 
-def tiny_profile(base: str, folder: Path, dims: int, mrl_dims: tuple[int, ...] = ()) -> ModelProfile:
+def tiny_profile(
+    base: str, folder: Path, dims: int, mrl_dims: tuple[int, ...] = ()
+) -> ModelProfile:
     """The registry profile `base` (prompts, pooling, padding, EOS) pointed at a tiny model."""
     profile = REGISTRY[base]
     return dataclasses.replace(
@@ -227,3 +231,21 @@ def tiny_profile(base: str, folder: Path, dims: int, mrl_dims: tuple[int, ...] =
         local_package=None,
         max_tokens_cpu=128,
     )
+
+
+_BUILT: dict[str, Path] = {}
+
+
+def tiny_model_dirs(factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """All tiny model folders, built once per test session (wrap it in a fixture)."""
+    if not _BUILT:
+        root = factory.mktemp("tinymodels")
+        _BUILT.update(
+            {
+                "qwen3": build_qwen3(root / "qwen3"),
+                "qwen3-old-tokenizer": build_qwen3(root / "qwen3-old", append_eos=False),
+                "bidir": build_bidir_qwen3(root / "bidir"),
+                "bert": build_bert(root / "bert"),
+            }
+        )
+    return _BUILT
