@@ -354,3 +354,31 @@ def test_bad_local_folders_give_one_line(tmp_path: Path) -> None:
 def test_unknown_backend_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown backend"):
         load_embedder(REGISTRY["minilm"], backend="tensorrt")
+
+
+def test_weights_in_the_hf_cache_load_offline(
+    tiny_models: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+    import shutil
+
+    from codesearch.models import local_weights
+
+    repo = tmp_path / "hf" / "hub" / "models--acme--tiny-bert"
+    shutil.copytree(tiny_models["bert"], repo / "snapshots" / "0123abc")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abc")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    profile = dataclasses.replace(
+        tiny_profile("minilm", tiny_models["bert"], 32), hub_id="acme/tiny-bert"
+    )
+    folder, source = local_weights(profile)
+    assert source == "HF cache" and folder == repo / "snapshots" / "0123abc"
+    embedder = load_embedder(profile)
+    ref = Reference(tiny_models["bert"])
+    assert cosine(embedder.embed_documents([DOCS[0]])[0], ref.mean(ref.ids(DOCS[0]))) > 0.9999
+    # A pinned revision that is not cached is not "available".
+    pinned = dataclasses.replace(profile, revision="fedcba9")
+    assert local_weights(pinned) == (None, "")
