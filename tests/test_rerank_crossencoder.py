@@ -88,3 +88,46 @@ def test_uncached_hub_cross_encoder_is_one_clear_line(
     message = str(err.value)
     assert "\n" not in message
     assert "cross-encoder/ms-marco-MiniLM-L6-v2" in message and str(tmp_path) in message
+
+
+# sentence-transformers' own Qwen3-Reranker chat template (its test-suite, models.md §2.3).
+ST_QWEN3_TEMPLATE = (
+    "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query "
+    'and the Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n'
+    "<|im_start|>user\n"
+    '<Instruct>: {{ messages | selectattr("role", "eq", "system") | map(attribute="content") '
+    '| first | default("Given a web search query, retrieve relevant passages that answer the '
+    'query") }}\n'
+    '<Query>: {{ messages | selectattr("role", "eq", "query") | map(attribute="content") '
+    "| first }}\n"
+    '<Document>: {{ messages | selectattr("role", "eq", "document") | map(attribute="content") '
+    "| first }}<|im_end|>\n"
+    "<|im_start|>assistant\n<think>\n\n</think>\n\n\n"
+)
+
+
+def test_qwen3_pipeline_matches_sentence_transformers(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """An independent implementation of the same recipe gives the same P(yes)."""
+    from sentence_transformers import CrossEncoder
+
+    from codesearch.rerank import CODE_SEARCH_INSTRUCTION, Qwen3Reranker
+    from tests.tiny_reranker import build_tiny_reranker
+
+    folder = build_tiny_reranker(tmp_path_factory.mktemp("tiny-qwen3-for-st"))
+    query = "read a csv file and count nulls"
+    docs = ["def read_csv(path):\n    return open(path).read()", "class Retry: pass", "x" * 300]
+    ours = load_reranker(str(folder))
+    assert isinstance(ours, Qwen3Reranker)
+    theirs = CrossEncoder(
+        str(folder),
+        device="cpu",
+        prompts={"code": CODE_SEARCH_INSTRUCTION},
+        default_prompt_name="code",
+        processor_kwargs={"chat_template": ST_QWEN3_TEMPLATE},
+    )
+    want = [float(v) for v in theirs.predict([(query, d) for d in docs])]
+    got = ours.score(query, docs)
+    assert all(abs(g - w) < 1e-4 for g, w in zip(got, want, strict=True))
+    assert max(want) - min(want) > 1e-2
