@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -210,15 +209,13 @@ def test_cli_show_unknown_model_is_one_line() -> None:
 
 
 def test_models_command_imports_no_torch_and_is_fast() -> None:
+    # CPU time, not wall time: the shared CI machine may be busy, CPU work is what we control.
     code = (
-        "import sys, time; t = time.perf_counter(); "
+        "import sys, time; t = time.process_time(); "
         "from codesearch.cli_models import models_app; "
         "models_app(['show', 'minilm'], standalone_mode=False); "
         "assert 'torch' not in sys.modules and 'huggingface_hub' not in sys.modules; "
-        "print(time.perf_counter() - t)"
+        "print(time.process_time() - t)"
     )
-    started = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
-    wall = time.perf_counter() - started
-    assert float(out.stdout.strip().splitlines()[-1]) < 1.0
-    assert wall < 5  # interpreter start included; generous for a busy shared machine
+    assert float(out.stdout.strip().splitlines()[-1]) < 0.8
