@@ -100,6 +100,25 @@ class ModelProfile:
         record["encode_kwargs"] = [list(kv) for kv in self.encode_kwargs]
         return record
 
+    @classmethod
+    def from_manifest(cls, record: dict[str, object]) -> ModelProfile:
+        """The profile an index was built with (inverse of `to_manifest`): queries
+        use exactly the index's prompts, pooling and model, even for models that
+        are not in the registry. Unknown keys (from newer versions) are ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        data: dict[str, object] = {k: v for k, v in record.items() if k in names}
+        for key in ("aliases", "mrl_dims", "precisions", "prompt_names"):
+            if isinstance(data.get(key), list):
+                data[key] = tuple(data[key])  # type: ignore[arg-type]
+        if isinstance(data.get("encode_kwargs"), list):
+            data["encode_kwargs"] = tuple(tuple(kv) for kv in data["encode_kwargs"])  # type: ignore[union-attr]
+        try:
+            return cls(**data)  # type: ignore[arg-type]
+        except TypeError as err:
+            raise UnknownModelError(
+                f"the index manifest has an unreadable model record: {err}"
+            ) from None
+
     @property
     def is_remote(self) -> bool:
         return self.backend != "sentence-transformers"

@@ -219,3 +219,21 @@ def test_models_command_imports_no_torch_and_is_fast() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     assert float(out.stdout.strip().splitlines()[-1]) < 0.8
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "qwen3-embedding-4b",
+        "jina-embeddings-v4",
+        "voyage:voyage-4",
+        "openai:m@http://127.0.0.1:1/v1",
+    ],
+)
+def test_manifest_record_round_trips(spec: str) -> None:
+    import json
+
+    profile = resolve_model(spec, query_prompt="q: ")
+    record = json.loads(json.dumps(profile.to_manifest()))
+    again = type(profile).from_manifest({**record, "field_from_the_future": 1})
+    assert again == profile and again.fingerprint(256) == profile.fingerprint(256)
