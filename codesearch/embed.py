@@ -13,6 +13,7 @@ is reachable; a missing model fails at once with one line
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import time
@@ -297,12 +298,18 @@ class SentenceTransformerEmbedder:
             if threads:
                 torch.set_num_threads(threads)
             self.model = _build_model(source, profile, local_only, self.max_tokens)
+            self.profile = self._configure(profile)
         except ModelUnavailableError:
             raise
         except Exception as err:  # remote-code breakage, corrupt files, missing extras
             raise ModelUnavailableError(
                 f"cannot load model {profile.name} from {source}: {_one_line(err)}"
             ) from None
+        self.dim = validate_dim(self.profile, dim)
+        self.load_seconds = time.perf_counter() - started
+
+    def _configure(self, profile: ModelProfile) -> ModelProfile:
+        """Apply and check the profile on the loaded model; returns it with dims filled in."""
         self.model.max_seq_length = self.max_tokens
         self.model.default_prompt_name = None  # only the profile's prompts, never a stored default
         tokenizer = self.tokenizer
@@ -317,16 +324,12 @@ class SentenceTransformerEmbedder:
         _check_prompt_names(self.model, profile)
         native = self._probe_dim()
         if profile.dims == 0:
-            import dataclasses
-
-            profile = dataclasses.replace(profile, dims=native)
-        elif native != profile.dims:
+            return dataclasses.replace(profile, dims=native)
+        if native != profile.dims:
             raise ProfileMismatchError(
                 f"{profile.name} produces {native}-d vectors but its profile says {profile.dims}"
             )
-        self.profile = profile
-        self.dim = validate_dim(profile, dim)
-        self.load_seconds = time.perf_counter() - started
+        return profile
 
     @property
     def tokenizer(self) -> Any:
