@@ -53,8 +53,9 @@ class RichProgress:
 
     LABELS = {"discover": "discovering files", "chunk": "chunking", "embed": "embedding"}
 
-    def __init__(self, enabled: bool):
+    def __init__(self, enabled: bool, quiet: bool = False):
         self.enabled = enabled
+        self.quiet = quiet
         self._progress: Any = None
         self._tasks: dict[str, Any] = {}
 
@@ -98,8 +99,9 @@ class RichProgress:
                 self._progress.update(task, total=1, completed=1)
 
     def message(self, text: str) -> None:
-        if self.enabled:
-            err_console.print(f"[dim]{text}[/]")
+        # Shown even when piped (a waiting run must say why it waits), not with --quiet.
+        if not self.quiet:
+            err_console.print(f"[dim]{text}[/]", highlight=False)
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
@@ -138,7 +140,7 @@ def index(
     )
     show = sys.stderr.isatty() and not quiet and not as_json
     try:
-        with RichProgress(show) as progress:
+        with RichProgress(show, quiet=quiet or as_json) as progress:
             report = build_index(path, options, progress)
     except KeyboardInterrupt:
         err_console.print(

@@ -385,4 +385,4 @@ def _pending(store: IndexStore) -> list[tuple[str, str]]:
 def load_index_embedder(profile: ModelProfile, dim: int | None, backend: str = "auto") -> object:
     from codesearch.embed import load_embedder
 
-    return load_embedder(profile, dim)
+    return load_embedder(profile, dim, backend=backend)

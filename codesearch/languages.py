@@ -406,7 +406,8 @@ for _spec in LANGUAGES.values():
         _spec.definitions[_key.rstrip("_")] = _spec.definitions.pop(_key)  # type: ignore[attr-defined]
 
 EXTENSIONS: dict[str, str] = {ext: s.name for s in LANGUAGES.values() for ext in s.extensions}
-EXTENSIONS[".txt"] = "text"
+# Plain .txt files (requirements, data dumps, licences) are not indexed: they
+# crowd code results and have no structure to chunk.
 FILENAMES: dict[str, str] = {n: s.name for s in LANGUAGES.values() for n in s.filenames}
 SHEBANGS: dict[str, str] = {i: s.name for s in LANGUAGES.values() for i in s.shebangs}
 

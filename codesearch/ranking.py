@@ -22,15 +22,19 @@ class RankingConfig:
     file_coherence: bool = True  # several hits in one file lift each other
     path_penalties: bool = True  # tests, examples, vendored, generated code sink
     dedup: bool = True  # overlapping chunks of one file shown once
+    fusion: str = "linear"  # linear: weighted normalised scores; rrf: reciprocal ranks
     rrf_k: int = 60
+    vector_weight: float = 0.5  # share of the vector score in linear fusion
+    coherence_weight: float = 0.15
 
     @classmethod
     def without(cls, *names: str) -> RankingConfig:
         return cls(**{n: False for n in names})
 
     @classmethod
-    def none(cls) -> RankingConfig:
-        return cls(**{f.name: False for f in fields(cls) if f.type in ("bool", bool)})
+    def none(cls, **overrides: object) -> RankingConfig:
+        flags = {f.name: False for f in fields(cls) if f.type in ("bool", bool)}
+        return cls(**{**flags, **overrides})
 
 
 @dataclass(frozen=True)
@@ -105,24 +109,55 @@ def path_factor(words: Sequence[str], path: str) -> float:
     return 1.0 + 0.25 * hits / len(words)
 
 
+def _normalised(scored: Sequence[tuple[int, float]]) -> dict[int, float]:
+    """Scores scaled to [0, 1] by the best of the list (0 stays 0 for BM25)."""
+    if not scored:
+        return {}
+    top = max(score for _, score in scored)
+    low = min(score for _, score in scored)
+    span = top - low if top > low else 1.0
+    return {idx: (score - low) / span for idx, score in scored}
+
+
+def fused_scores(
+    lexical: Sequence[tuple[int, float]],
+    vector: Sequence[tuple[int, float]],
+    config: RankingConfig,
+    symbolish: bool,
+) -> dict[int, float]:
+    w_vec = config.vector_weight
+    if config.adaptive_fusion and symbolish:
+        w_vec *= 0.4
+    if not vector:
+        w_vec = 0.0
+    elif not lexical:
+        w_vec = 1.0
+    w_lex = 1.0 - w_vec
+    base: dict[int, float] = defaultdict(float)
+    if config.fusion == "rrf":
+        for rank, (idx, _) in enumerate(lexical):
+            base[idx] += w_lex / (config.rrf_k + rank + 1)
+        for rank, (idx, _) in enumerate(vector):
+            base[idx] += w_vec / (config.rrf_k + rank + 1)
+        return base
+    for idx, score in _normalised(lexical).items():
+        base[idx] += w_lex * score
+    for idx, score in _normalised(vector).items():
+        base[idx] += w_vec * score
+    return base
+
+
 def fuse_and_rank(
     query: str,
-    lexical: Sequence[int],
-    vector: Sequence[int],
+    lexical: Sequence[tuple[int, float]],
+    vector: Sequence[tuple[int, float]],
     candidates: Mapping[int, Candidate],
     config: RankingConfig,
 ) -> list[tuple[int, float]]:
-    """Ranked (chunk index, score) from the two ranked candidate lists."""
+    """Ranked (chunk index, score) from the two scored candidate lists, best first."""
     symbolish = looks_like_symbol(query)
     words = query_words(query)
-    w_lex, w_vec = 1.0, 1.0
-    if config.adaptive_fusion and symbolish:
-        w_lex, w_vec = 1.0, 0.35
-    base: dict[int, float] = defaultdict(float)
-    for rank, idx in enumerate(lexical):
-        base[idx] += w_lex / (config.rrf_k + rank + 1)
-    for rank, idx in enumerate(vector):
-        base[idx] += w_vec / (config.rrf_k + rank + 1)
+    base = fused_scores(lexical, vector, config, symbolish)
     scores: dict[int, float] = {}
     for idx, score in base.items():
         cand = candidates[idx]
@@ -134,7 +169,7 @@ def fuse_and_rank(
             score *= path_penalty(cand.path, query)
         scores[idx] = score
     if config.file_coherence:
-        scores = _file_coherence(scores, candidates)
+        scores = _file_coherence(scores, candidates, config.coherence_weight)
     ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
     if config.dedup:
         ranked = _dedup(ranked, candidates)
@@ -142,7 +177,7 @@ def fuse_and_rank(
 
 
 def _file_coherence(
-    scores: dict[int, float], candidates: Mapping[int, Candidate]
+    scores: dict[int, float], candidates: Mapping[int, Candidate], weight: float
 ) -> dict[int, float]:
     by_file: dict[str, list[float]] = defaultdict(list)
     for idx, score in scores.items():
@@ -151,7 +186,7 @@ def _file_coherence(
     for idx, score in scores.items():
         siblings = sorted(by_file[candidates[idx].path], reverse=True)
         others = sum(siblings[:4]) - score if score in siblings[:4] else sum(siblings[:3])
-        out[idx] = score + 0.15 * max(0.0, others)
+        out[idx] = score + weight * max(0.0, others)
     return out
 
 

@@ -161,7 +161,7 @@ class Searcher:
             self._rerankers[spec] = load_reranker(spec)
         return self._rerankers[spec]
 
-    def lexical(self, query: str, keep: np.ndarray, limit: int) -> list[int]:
+    def lexical(self, query: str, keep: np.ndarray, limit: int) -> list[tuple[int, float]]:
         from lancedb.query import MultiMatchQuery
 
         words = query_words(query)
@@ -174,15 +174,15 @@ class Searcher:
             .select(["id", "_score"]).limit(fetch).to_arrow()
         )
         out = []
-        for chunk_id in rows["id"].to_pylist():
+        for chunk_id, score in zip(rows["id"].to_pylist(), rows["_score"].to_pylist(), strict=True):
             i = self.catalog.row_of_id.get(chunk_id)
             if i is not None and keep[i]:
-                out.append(i)
+                out.append((i, float(score)))
                 if len(out) >= limit:
                     break
         return out
 
-    def vector(self, query: str, keep: np.ndarray, limit: int) -> list[int]:
+    def vector(self, query: str, keep: np.ndarray, limit: int) -> list[tuple[int, float]]:
         matrix, rows = self.vectors()
         if len(matrix) == 0:
             return []
@@ -196,7 +196,7 @@ class Searcher:
         top = min(limit, len(idx))
         part = np.argpartition(-scores, top - 1)[:top]
         order = part[np.argsort(-scores[part], kind="stable")]
-        return [int(i) for i in idx[order]]
+        return [(int(i), float(s)) for i, s in zip(idx[order], scores[order], strict=True)]
 
     def search(self, query: str, options: SearchOptions | None = None) -> SearchResult:
         options = options or SearchOptions()
@@ -207,8 +207,8 @@ class Searcher:
         catalog = self.catalog
         keep = catalog.mask(options)
         timings["load"] = (time.perf_counter() - t0) * 1000
-        lexical: list[int] = []
-        vector: list[int] = []
+        lexical: list[tuple[int, float]] = []
+        vector: list[tuple[int, float]] = []
         if options.mode in ("hybrid", "text"):
             t = time.perf_counter()
             lexical = self.lexical(query, keep, options.candidates)
@@ -218,11 +218,11 @@ class Searcher:
             vector = self.vector(query, keep, options.candidates)
             timings["vector"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
-        pool = {i: catalog.candidate(i) for i in (*lexical, *vector)}
+        pool = {i: catalog.candidate(i) for i, _ in (*lexical, *vector)}
         wanted = max(options.k, options.rerank_top) if options.rerank else options.k
         ranked = fuse_and_rank(query, lexical, vector, pool, options.ranking)[:wanted]
-        lex_rank = {i: r + 1 for r, i in enumerate(lexical)}
-        vec_rank = {i: r + 1 for r, i in enumerate(vector)}
+        lex_rank = {i: r + 1 for r, (i, _) in enumerate(lexical)}
+        vec_rank = {i: r + 1 for r, (i, _) in enumerate(vector)}
         hits = [
             Hit(rank=n + 1, path=catalog.paths[i], start_line=catalog.starts[i],
                 end_line=catalog.ends[i], symbol=catalog.symbols[i], kind=catalog.kinds[i],

@@ -70,7 +70,7 @@ def test_table_node_types_exist_in_the_grammar(name: str) -> None:
         ("build.zig", "", "zig"),
         ("README.md", "", "markdown"),
         ("docs/index.rst", "", "rst"),
-        ("notes.txt", "", "text"),
+        ("notes.txt", "", None),
         ("UPPER.PY", "", "python"),
         ("bin/tool", "#!/usr/bin/env python3", "python"),
         ("bin/tool", "#!/usr/bin/python3.11", "python"),
