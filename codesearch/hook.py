@@ -10,8 +10,8 @@ Two halves:
   by our script with the same arguments and stdin; its non-zero exit still aborts
   the commit. `uninstall_hooks` renames it back.
 
-* run side (`run_hook`, `drain`): the script calls `python -m codesearch.hook run
-  HOOK ARGS...`. It lists the paths the git operation changed (staged paths for
+* run side (`run_hook`, `drain`): the script runs this module's `main()` with
+  `run HOOK ARGS...`. It lists the paths the git operation changed (staged paths for
   pre-commit, `git diff OLD NEW` for post-merge / post-checkout / post-commit),
   queues them in `.codesearch/hook-queue/`, and reindexes only those paths
   (`IndexOptions(paths=...)`), never a full walk.
@@ -164,6 +164,20 @@ class HookSettings:
         return "foreground (full-text tier inside the hook, embeddings in the background)"
 
 
+# `python -m` and `python -c` put the current folder first on sys.path, and hooks run
+# at the top of the user's repository: a folder there named like any module we import
+# (`pathspec/`, `rich/`, `codesearch/`...) would shadow it. Drop that entry first.
+BOOTSTRAP = (
+    'import sys; del sys.path[0]; sys.argv[0] = "codesearch-hook"; '
+    "from codesearch.hook import main; sys.exit(main())"
+)
+
+
+def python_command(python: str) -> list[str]:
+    """argv prefix that runs this module's main() safely from any folder."""
+    return [python, "-c", BOOTSTRAP]
+
+
 def hook_script(name: str, settings: HookSettings, python: str, package_dir: Path) -> str:
     """The sh script git runs. Paths are quoted for sh; nothing here needs bash."""
     flags = " ".join(settings.flags())
@@ -180,7 +194,7 @@ if [ -f "$chained" ] && [ -x "$chained" ]; then
 fi
 py={py}
 if [ -x "$py" ] && [ -f {marker_file} ]; then
-    "$py" -m codesearch.hook run {name} {flags} -- "$@" </dev/null
+    "$py" -c {shlex.quote(BOOTSTRAP)} run {name} {flags} -- "$@" </dev/null
 elif command -v codesearch >/dev/null 2>&1; then
     codesearch hook run {name} {flags} -- "$@" </dev/null
 else
@@ -457,10 +471,8 @@ def drain(index_root: Path, embed: bool, lock_timeout: float) -> IndexReport:
         manifest = read_manifest(index_dir)
         if manifest is None:
             raise IndexError_(f"no index at {index_dir}")
-        options = IndexOptions(
-            model=manifest.model, dim=manifest.dim, precision=manifest.precision,
-            paths=paths, embed=embed, lock_timeout=lock_timeout,
-        )
+        # No model settings: build_index keeps the index's own (model, prompts, dim, precision).
+        options = IndexOptions(paths=paths, embed=embed, lock_timeout=lock_timeout)
         report = build_index(index_root, options)
         for file in files:
             with contextlib.suppress(OSError):
@@ -514,7 +526,7 @@ def spawn_background(index_root: Path, embed: bool = True) -> int | None:
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     with open(log_path, "a", encoding="utf-8") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "codesearch.hook", "background", str(index_root),
+            [*python_command(sys.executable), "background", str(index_root),
              *([] if embed else ["--lexical-only"])],
             cwd=index_root, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
             start_new_session=True, close_fds=True, env=env,

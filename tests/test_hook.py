@@ -134,6 +134,22 @@ def test_install_writes_default_hooks_and_commit_updates_index(tmp_path: Path, g
     assert "src/app.py" in paths
 
 
+def test_modules_in_the_repository_do_not_shadow_ours(tmp_path: Path, git_env: dict) -> None:
+    # Hooks run at the top of the repository; a `pathspec/` (or `codesearch/`) folder
+    # there must not be imported instead of the installed package.
+    repo = make_repo(tmp_path / "repo", {
+        "pathspec/__init__.py": "raise ImportError('the repository shadowed pathspec')\n",
+        "codesearch/__init__.py": "raise ImportError('the repository shadowed codesearch')\n",
+    })
+    index_lexical(repo)
+    install(repo, *FOREGROUND, "--hook", "pre-commit")
+    write(repo / "lib.py", "def unshadowed_import_check():\n    return 1\n")
+    git(repo, "add", "lib.py")
+    proc = git(repo, "commit", "-qm", "lib")
+    assert proc.stderr == ""
+    assert "unshadowed_import_check" in text_symbols(repo, "unshadowed import check")
+
+
 def test_not_a_repository_is_one_line_exit_2(tmp_path: Path, git_env: dict) -> None:
     plain = tmp_path / "plain"
     plain.mkdir()
