@@ -117,9 +117,11 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 @app.command()
 def index(
     path: Annotated[Path, typer.Argument(help="Folder to index (default: current folder).")] = Path("."),
-    model: Annotated[str, typer.Option("--model", "-m", help="Embedding model (see `codesearch models`).")] = "minilm",
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Embedding model: a name from `codesearch models`, a hub id, a local folder, openai:NAME@URL or voyage:NAME. Default: the index's model, else minilm.")] = None,
     dim: Annotated[int | None, typer.Option(help="Truncate vectors to this many dimensions (MRL models).")] = None,
-    precision: Annotated[str, typer.Option(help="Vector storage: float32, int8 or binary.")] = "float32",
+    precision: Annotated[str | None, typer.Option(help="Vector storage: float32, int8 or binary (default: the index's, else float32).")] = None,
+    query_prompt: Annotated[str | None, typer.Option(help="Query prompt for a model outside the registry (\\n allowed).")] = None,
+    document_prompt: Annotated[str | None, typer.Option(help="Document prompt for a model outside the registry.")] = None,
     backend: Annotated[str, typer.Option(help="Local runtime: auto, torch, onnx or onnx-int8.")] = "auto",
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Drop the index and embed everything again.")] = False,
     lexical_only: Annotated[bool, typer.Option("--lexical-only", help="Build the full-text tier only; embed later.")] = False,
@@ -133,10 +135,13 @@ def index(
     if not path.is_dir():
         fail(f"not a folder: {path}")
     from codesearch.indexer import IndexOptions, build_index
+    from codesearch.models import parse_prompt
 
     options = IndexOptions(
         model=model, dim=dim, precision=precision, backend=backend, rebuild=rebuild,
         embed=not lexical_only, max_file_bytes=max_file_size,
+        query_prompt=parse_prompt(query_prompt) if query_prompt is not None else None,
+        document_prompt=parse_prompt(document_prompt) if document_prompt is not None else None,
     )
     show = sys.stderr.isatty() and not quiet and not as_json
     try:
@@ -192,6 +197,10 @@ def query(
     lines: Annotated[int, typer.Option(help="Snippet lines to show per result.")] = 8,
     index_path: Annotated[Path | None, typer.Option("--index", help="Index folder (default: found upwards from here).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document (schema in the README).")] = False,
+    rerank: Annotated[str | None, typer.Option(help="Rerank the top candidates with this model, e.g. qwen3-reranker-0.6b, cross-encoder:PATH, openai-rerank:NAME@URL, voyage-rerank:rerank-2.5 (default from CODESEARCH_RERANK).")] = None,
+    rerank_top: Annotated[int, typer.Option(help="Candidates sent to the reranker.")] = 40,
+    no_rerank: Annotated[bool, typer.Option("--no-rerank", help="Ignore CODESEARCH_RERANK for this query.")] = False,
+    query_model: Annotated[str | None, typer.Option(help="Embed the query with another model of the index model's family.")] = None,
     no_daemon: Annotated[bool, typer.Option("--no-daemon", help="Search in this process; start no warm query server.")] = False,
 ) -> None:
     """Search the index of the enclosing folder.
@@ -210,7 +219,10 @@ def query(
     index_dir = _find_index(Path.cwd(), index_path)
     from codesearch.search import Searcher, SearchOptions
 
-    options = SearchOptions(k=k, mode=mode, languages=tuple(lang or ()), path_glob=path_glob, content=content)
+    rerank = None if no_rerank else (rerank or os.environ.get("CODESEARCH_RERANK") or None)
+    options = SearchOptions(k=k, mode=mode, languages=tuple(lang or ()), path_glob=path_glob,
+                            content=content, rerank=rerank, rerank_top=rerank_top,
+                            query_model=query_model)
     use_daemon = not no_daemon and os.environ.get("CODESEARCH_NO_DAEMON", "") in ("", "0")
     data = _query_daemon(index_dir, text, options) if use_daemon else None
     if data is None:
@@ -350,7 +362,7 @@ def eval_(
     self_eval: Annotated[bool, typer.Option("--self", help="Build queries from this repo's own docstrings.")] = False,
     limit: Annotated[int, typer.Option(help="With --self: how many queries.")] = 200,
     seed: Annotated[int, typer.Option(help="With --self: sampling seed.")] = 0,
-    model: Annotated[str, typer.Option("--model", "-m", help="Embedding model for the indexes.")] = "minilm",
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Embedding model for the indexes (default: each index's own).")] = None,
     backend: Annotated[str, typer.Option(help="Local runtime: auto, torch, onnx or onnx-int8.")] = "auto",
     k: Annotated[int, typer.Option("-k", help="Cut-off for the metrics.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print the reports as JSON.")] = False,

@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
+
 from codesearch import __version__
 from codesearch.chunk import Chunk, ChunkBudget, chunk_file
 from codesearch.discover import DiscoveryOptions, DiscoveryStats, SourceFile, discover, read_text
 from codesearch.lock import index_lock
-from codesearch.models import DEFAULT_MODEL, ModelProfile, get_profile
+from codesearch.models import DEFAULT_MODEL, ModelProfile, resolve_model, validate_dim
 from codesearch.store import (
     INDEX_DIRNAME,
     ChunkRow,
@@ -53,11 +55,17 @@ class NullProgress:
         pass
 
 
+PRECISIONS = ("float32", "int8", "binary")
+
+
 @dataclass
 class IndexOptions:
-    model: str = DEFAULT_MODEL
+    # None: the existing index's setting, or the default for a new index.
+    model: str | None = None
     dim: int | None = None
-    precision: str = "float32"
+    precision: str | None = None
+    query_prompt: str | None = None
+    document_prompt: str | None = None
     backend: str = "auto"
     rebuild: bool = False
     embed: bool = True  # False: lexical tier only, vectors left pending
@@ -154,7 +162,35 @@ def new_manifest(profile: ModelProfile, dim: int, precision: str) -> Manifest:
         revision=profile.revision, fingerprint=profile.fingerprint(dim, precision), dim=dim,
         precision=precision, query_prompt=profile.query_prompt,
         document_prompt=profile.document_prompt, created_at=time.time(),
+        profile=profile.to_manifest(),
     )
+
+
+def index_profile(manifest: Manifest) -> ModelProfile:
+    """The profile an index was built with, prompts and all (registry or not)."""
+    from codesearch.models import get_profile
+
+    if manifest.profile:
+        return ModelProfile.from_manifest(manifest.profile)
+    return get_profile(manifest.model)
+
+
+def wanted_manifest(options: IndexOptions, existing: Manifest | None) -> Manifest:
+    """What this run asks for: explicit options, else the index's settings, else defaults."""
+    keep = existing is not None and not options.rebuild
+    explicit_model = options.model is not None or options.query_prompt or options.document_prompt
+    if keep and not explicit_model:
+        assert existing is not None
+        profile = index_profile(existing)
+    else:
+        profile = resolve_model(options.model or DEFAULT_MODEL, options.query_prompt,
+                                options.document_prompt)
+    default_dim = existing.dim if keep and existing and not explicit_model else None
+    dim = validate_dim(profile, options.dim or default_dim)
+    precision = options.precision or (existing.precision if keep and existing else "float32")
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision '{precision}' (choose {', '.join(PRECISIONS)})")
+    return new_manifest(profile, dim, precision)
 
 
 def check_compatible(existing: Manifest, wanted: Manifest) -> None:
@@ -215,25 +251,22 @@ def build_index(
     _ensure_git_exclude(root)
     started = time.perf_counter()
     with index_lock(index_dir, timeout=options.lock_timeout, on_wait=progress.message):
-        profile = get_profile(options.model)
-        dim = options.dim or profile.dims
-        wanted = new_manifest(profile, dim, options.precision)
         existing = read_manifest(index_dir)
+        wanted = wanted_manifest(options, existing)
         if existing is not None and options.rebuild:
             _reset_index(index_dir)
             existing = None
         if existing is not None:
             check_compatible(existing, wanted)
-            wanted.created_at = existing.created_at
-        write_manifest(index_dir, _mark(existing or wanted, complete=False))
-        store = IndexStore(index_dir, dim=dim)
+        manifest = existing or wanted
+        write_manifest(index_dir, _mark(manifest, complete=False))
+        store = IndexStore(index_dir, dim=manifest.dim, precision=manifest.precision)
         report = IndexReport(root=str(root))
         _lexical_tier(root, store, options, progress, report)
         report.seconds_lexical = time.perf_counter() - started
-        manifest = existing or wanted
         _record(index_dir, manifest, store, report, complete=False)
         if options.embed:
-            _vector_tier(store, profile, dim, options, progress, report, embedder)
+            _vector_tier(store, manifest, options, progress, report, embedder)
         store.optimize()
         _record(index_dir, manifest, store, report, complete=True)
     report.seconds_total = time.perf_counter() - started
@@ -342,8 +375,7 @@ def _chunk_source(
 
 def _vector_tier(
     store: IndexStore,
-    profile: ModelProfile,
-    dim: int,
+    manifest: Manifest,
     options: IndexOptions,
     progress: Progress,
     report: IndexReport,
@@ -353,19 +385,61 @@ def _vector_tier(
     if not pending:
         return
     if embedder is None:
-        progress.message(f"loading model {profile.name}")
-        embedder = load_index_embedder(profile, dim, options.backend)
+        progress.message(f"loading model {manifest.model}")
+        embedder = load_index_embedder(index_profile(manifest), manifest.dim, options.backend)
     progress.start("embed", len(pending))
     ordered = sorted(pending, key=lambda item: len(item[1]))  # similar lengths pad less
+    if manifest.precision != "float32" and manifest.calibration is None:
+        ordered = _calibrate(store, manifest, ordered, embedder, progress, report)
     for start in range(0, len(ordered), options.embed_batch):
-        part = ordered[start : start + options.embed_batch]
-        texts = [text for _, text in part]
-        vectors = embedder.embed_documents(texts)  # type: ignore[attr-defined]
-        store.add_vectors([h for h, _ in part], vectors)
-        report.embedded += len(part)
-        report.embedded_texts.extend(texts)
-        progress.advance("embed", len(part))
+        _embed_batch(store, manifest, ordered[start : start + options.embed_batch], embedder, report)
+        progress.advance("embed", min(options.embed_batch, len(ordered) - start))
     progress.finish("embed")
+
+
+def _embed_batch(
+    store: IndexStore, manifest: Manifest, part: Sequence[tuple[str, str]], embedder: object,
+    report: IndexReport,
+) -> None:
+    texts = [text for _, text in part]
+    vectors = embedder.embed_documents(texts)  # type: ignore[attr-defined]
+    store.add_vectors([h for h, _ in part], storage_columns(vectors, manifest))
+    report.embedded += len(part)
+    report.embedded_texts.extend(texts)
+
+
+def _calibrate(
+    store: IndexStore, manifest: Manifest, ordered: list[tuple[str, str]], embedder: object,
+    progress: Progress, report: IndexReport,
+) -> list[tuple[str, str]]:
+    """int8 ranges from an even sample of this corpus, persisted before any code is stored."""
+    from codesearch.quantize import Calibration
+
+    step = max(1, len(ordered) // 1024)
+    sample = ordered[::step][:1024]
+    vectors = embedder.embed_documents([text for _, text in sample])  # type: ignore[attr-defined]
+    manifest.calibration = Calibration.from_embeddings(vectors).to_json()
+    write_manifest(store.index_dir, manifest)
+    store.add_vectors([h for h, _ in sample], storage_columns(vectors, manifest))
+    report.embedded += len(sample)
+    report.embedded_texts.extend(text for _, text in sample)
+    progress.advance("embed", len(sample))
+    taken = {h for h, _ in sample}
+    return [item for item in ordered if item[0] not in taken]
+
+
+def storage_columns(vectors: np.ndarray, manifest: Manifest) -> dict[str, np.ndarray]:
+    """Vectors as the index stores them: float32, int8 codes, or packed bits + codes."""
+    if manifest.precision == "float32":
+        return {"vector": np.asarray(vectors, dtype=np.float32)}
+    from codesearch.quantize import Calibration, pack_binary, quantize_int8
+
+    assert manifest.calibration is not None
+    cal = Calibration.from_json(manifest.calibration)
+    columns = {"codes": quantize_int8(vectors, cal)}
+    if manifest.precision == "binary":
+        columns["bits"] = pack_binary(vectors)
+    return columns
 
 
 def _pending(store: IndexStore) -> list[tuple[str, str]]:

@@ -17,7 +17,15 @@ from typing import Any
 import numpy as np
 
 from codesearch.ranking import Candidate, RankingConfig, fuse_and_rank
-from codesearch.store import LEXICAL_COLUMNS, IndexError_, IndexStore, Manifest, read_manifest, scan
+from codesearch.store import (
+    LEXICAL_COLUMNS,
+    IndexError_,
+    IndexStore,
+    Manifest,
+    read_manifest,
+    scan,
+    vector_columns,
+)
 from codesearch.tokens import query_words
 
 MODES = ("hybrid", "text", "vector")
@@ -38,6 +46,7 @@ class SearchOptions:
     ranking: RankingConfig = field(default_factory=RankingConfig)
     rerank: str | None = None  # reranker spec (see `codesearch.rerank.load_reranker`)
     rerank_top: int = 40
+    query_model: str | None = None  # another model of the index model's family (e.g. voyage-4)
 
 
 @dataclass
@@ -119,8 +128,9 @@ class Searcher:
         self._embedder = embedder
         self.store = IndexStore(index_dir)
         self._catalog: Catalog | None = None
-        self._vectors: tuple[np.ndarray, np.ndarray] | None = None
+        self._vectors: tuple[dict[str, np.ndarray], np.ndarray] | None = None
         self._rerankers: dict[str, Any] = {}
+        self._query_embedders: dict[str, Any] = {}
 
     @property
     def catalog(self) -> Catalog:
@@ -128,31 +138,54 @@ class Searcher:
             self._catalog = Catalog(self.store.chunks)
         return self._catalog
 
-    def vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        """(matrix of vectors, for each chunk its row in the matrix or -1 if pending)."""
+    def vectors(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """(stored vector columns, for each chunk its row in them or -1 if pending)."""
         if self._vectors is None:
-            dim = self.manifest.dim
-            if self.store.vectors is None:
-                matrix = np.zeros((0, dim), dtype=np.float32)
-                hashes: list[str] = []
-            else:
-                data = scan(self.store.vectors, ["content_hash", "vector"])
-                hashes = data["content_hash"].to_pylist()
-                flat = data["vector"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
-                matrix = flat.astype(np.float32, copy=False).reshape(len(hashes), dim)
-            row_of = {h: i for i, h in enumerate(hashes)}
+            columns: dict[str, np.ndarray] = {"content_hash": np.array([], dtype=object)}
+            if self.store.vectors is not None:
+                columns = vector_columns(self.store.vectors)
+            row_of = {h: i for i, h in enumerate(columns["content_hash"])}
             rows = np.array([row_of.get(h, -1) for h in self.catalog.hashes], dtype=np.int64)
-            self._vectors = (matrix, rows)
+            self._vectors = (columns, rows)
         return self._vectors
 
-    def embedder(self) -> Any:
-        if self._embedder is None:
-            from codesearch.indexer import load_index_embedder
-            from codesearch.models import get_profile
+    def embedder(self, query_model: str | None = None) -> Any:
+        from codesearch.indexer import index_profile, load_index_embedder
 
-            profile = get_profile(self.manifest.model)
-            self._embedder = load_index_embedder(profile, self.manifest.dim, self.backend)
+        if query_model:
+            if query_model not in self._query_embedders:
+                from codesearch.models import check_query_model, resolve_model
+
+                profile = resolve_model(query_model)
+                check_query_model(index_profile(self.manifest), profile, self.manifest.dim)
+                self._query_embedders[query_model] = load_index_embedder(
+                    profile, self.manifest.dim, self.backend)
+            return self._query_embedders[query_model]
+        if self._embedder is None:
+            self._embedder = load_index_embedder(
+                index_profile(self.manifest), self.manifest.dim, self.backend)
         return self._embedder
+
+    def row_scores(self, qvec: np.ndarray, usable_rows: np.ndarray, limit: int) -> np.ndarray:
+        """Similarity of the query to every stored row (-inf where not scored)."""
+        columns, _ = self.vectors()
+        precision = self.manifest.precision
+        if precision == "float32":
+            return columns["vector"] @ qvec
+        from codesearch.quantize import Calibration, hamming_distances, int8_scores, pack_binary
+
+        cal = Calibration.from_json(self.manifest.calibration or {})
+        if precision == "int8":
+            return int8_scores(qvec, columns["codes"], cal)
+        # binary: Hamming distance picks a pool, int8 codes rescore it.
+        scores = np.full(len(columns["bits"]), -np.inf, dtype=np.float32)
+        rows = np.unique(usable_rows)
+        if len(rows) == 0:
+            return scores
+        distances = hamming_distances(pack_binary(qvec), columns["bits"][rows])
+        pool = rows[np.argsort(distances, kind="stable")[: max(10 * limit, 200)]]
+        scores[pool] = int8_scores(qvec, columns["codes"][pool], cal)
+        return scores
 
     def reranker(self, spec: str) -> Any:
         if spec not in self._rerankers:
@@ -182,17 +215,21 @@ class Searcher:
                     break
         return out
 
-    def vector(self, query: str, keep: np.ndarray, limit: int) -> list[tuple[int, float]]:
-        matrix, rows = self.vectors()
-        if len(matrix) == 0:
-            return []
-        qvec = np.asarray(self.embedder().embed_queries([query])[0], dtype=np.float32)
-        row_scores = matrix @ qvec
+    def vector(
+        self, query: str, keep: np.ndarray, limit: int, query_model: str | None = None
+    ) -> list[tuple[int, float]]:
+        columns, rows = self.vectors()
         usable = keep & (rows >= 0)
         idx = np.nonzero(usable)[0]
         if len(idx) == 0:
             return []
+        qvec = np.asarray(self.embedder(query_model).embed_queries([query])[0], dtype=np.float32)
+        row_scores = self.row_scores(qvec, rows[idx], limit)
         scores = row_scores[rows[idx]]
+        finite = np.isfinite(scores)
+        idx, scores = idx[finite], scores[finite]
+        if len(idx) == 0:
+            return []
         top = min(limit, len(idx))
         part = np.argpartition(-scores, top - 1)[:top]
         order = part[np.argsort(-scores[part], kind="stable")]
@@ -215,7 +252,7 @@ class Searcher:
             timings["lexical"] = (time.perf_counter() - t) * 1000
         if options.mode in ("hybrid", "vector"):
             t = time.perf_counter()
-            vector = self.vector(query, keep, options.candidates)
+            vector = self.vector(query, keep, options.candidates, options.query_model)
             timings["vector"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
         pool = {i: catalog.candidate(i) for i, _ in (*lexical, *vector)}

@@ -51,6 +51,8 @@ class Manifest:
     chunks: int = 0
     vectors_pending: int = 0
     complete: bool = False
+    profile: dict[str, Any] = field(default_factory=dict)  # ModelProfile.to_manifest()
+    calibration: dict[str, Any] | None = None  # int8 ranges, computed once, reused forever
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -122,12 +124,11 @@ def _in_list(column: str, values: Iterable[str]) -> str:
 class IndexStore:
     """LanceDB tables of one index. Open with `IndexStore(index_dir)`."""
 
-    def __init__(self, index_dir: Path, dim: int | None = None):
+    def __init__(self, index_dir: Path, dim: int | None = None, precision: str = "float32"):
         import lancedb
 
         self.index_dir = index_dir
         self.db = lancedb.connect(str(index_dir / "lance"))
-        self._dim = dim
         names = set(self._table_names())
         self.chunks = self._open_or_create("chunks", self._chunk_schema(), names)
         self.files = self._open_or_create("files", self._file_schema(), names)
@@ -135,7 +136,7 @@ class IndexStore:
         if "vectors" in names:
             self.vectors = self.db.open_table("vectors")
         elif dim:
-            self.vectors = self.db.create_table("vectors", schema=self._vector_schema(dim))
+            self.vectors = self.db.create_table("vectors", schema=self._vector_schema(dim, precision))
 
     # -- schema -----------------------------------------------------------
     def _table_names(self) -> list[str]:
@@ -172,12 +173,18 @@ class IndexStore:
         ])
 
     @staticmethod
-    def _vector_schema(dim: int) -> Any:
+    def _vector_schema(dim: int, precision: str) -> Any:
+        """float32: `vector`; int8: `codes`; binary: packed sign `bits` plus `codes` to rescore."""
         import pyarrow as pa
 
-        return pa.schema([
-            ("content_hash", pa.string()), ("vector", pa.list_(pa.float32(), dim)),
-        ])
+        fields = [("content_hash", pa.string())]
+        if precision == "float32":
+            fields.append(("vector", pa.list_(pa.float32(), dim)))
+        else:
+            fields.append(("codes", pa.list_(pa.int8(), dim)))
+        if precision == "binary":
+            fields.append(("bits", pa.list_(pa.uint8(), (dim + 7) // 8)))
+        return pa.schema(fields)
 
     # -- writes -----------------------------------------------------------
     def replace_files(self, states: Sequence[FileState], rows: Sequence[ChunkRow]) -> None:
@@ -214,16 +221,18 @@ class IndexStore:
             self.chunks.delete(_in_list("path", part))
             self.files.delete(_in_list("path", part))
 
-    def add_vectors(self, hashes: Sequence[str], vectors: np.ndarray) -> None:
+    def add_vectors(self, hashes: Sequence[str], columns: dict[str, np.ndarray]) -> None:
+        """Store one row per content hash; `columns` as the vectors schema names them."""
         import pyarrow as pa
 
         if not hashes:
             return
         assert self.vectors is not None, "vectors table needs a dimension"
-        dim = vectors.shape[1]
-        flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel())
-        column = pa.FixedSizeListArray.from_arrays(flat, dim)
-        table = pa.table({"content_hash": pa.array(list(hashes)), "vector": column})
+        data: dict[str, Any] = {"content_hash": pa.array(list(hashes))}
+        for name, matrix in columns.items():
+            flat = pa.array(np.ascontiguousarray(matrix).ravel())
+            data[name] = pa.FixedSizeListArray.from_arrays(flat, matrix.shape[1])
+        table = pa.table(data)
         (
             self.vectors.merge_insert("content_hash")
             .when_matched_update_all()
@@ -282,6 +291,18 @@ class IndexStore:
 
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.index_dir.rglob("*") if p.is_file())
+
+
+def vector_columns(table: Any) -> dict[str, np.ndarray]:
+    """Every stored vector column as a matrix, plus the content hashes in row order."""
+    names = [f.name for f in table.schema if f.name != "content_hash"]
+    data = scan(table, ["content_hash", *names])
+    out: dict[str, np.ndarray] = {"content_hash": np.array(data["content_hash"].to_pylist(), dtype=object)}
+    for name in names:
+        column = data[name].combine_chunks()
+        width = column.type.list_size
+        out[name] = column.flatten().to_numpy(zero_copy_only=False).reshape(len(column), width)
+    return out
 
 
 def scan(table: Any, columns: Sequence[str], where: str | None = None) -> Any:

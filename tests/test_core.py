@@ -97,11 +97,40 @@ def test_missing_folder_is_a_clear_error(tmp_path):
         build_index(tmp_path / "nope", IndexOptions())
 
 
-def test_other_dimension_is_refused_without_rebuild(minirepo):
+def test_other_precision_is_refused_without_rebuild(minirepo):
     build_index(minirepo, IndexOptions(embed=False))
     with pytest.raises(IndexError_, match="--rebuild"):
-        build_index(minirepo, IndexOptions(embed=False, dim=128))
-    report = build_index(minirepo, IndexOptions(embed=False, dim=128, rebuild=True))
+        build_index(minirepo, IndexOptions(embed=False, precision="int8"))
+    report = build_index(minirepo, IndexOptions(embed=False, precision="int8", rebuild=True))
     assert report.chunks_total > 0
     manifest = read_manifest(minirepo / INDEX_DIRNAME)
-    assert manifest is not None and manifest.dim == 128
+    assert manifest is not None and manifest.precision == "int8"
+    # A later run without options keeps the index's settings instead of refusing.
+    assert build_index(minirepo, IndexOptions(embed=False)).files_changed == 0
+
+
+def test_dimension_outside_the_model_is_a_clear_error(minirepo):
+    from codesearch.models import InvalidDimError
+
+    with pytest.raises(InvalidDimError, match="384"):
+        build_index(minirepo, IndexOptions(embed=False, dim=128))
+
+
+@pytest.mark.parametrize("precision", ["int8", "binary"])
+def test_quantized_index_finds_the_same_answers(minirepo, default_embedder, precision):
+    build_index(minirepo, IndexOptions(precision=precision), embedder=default_embedder)
+    manifest = read_manifest(minirepo / INDEX_DIRNAME)
+    assert manifest is not None and manifest.calibration is not None
+    searcher = Searcher(minirepo / INDEX_DIRNAME, embedder=default_embedder)
+    for case in QUERIES[:8]:
+        top = _top_symbols(searcher, case["query"])
+        assert set(top) & set(case["expect"]), f"{precision} {case['query']!r}: got {top}"
+    columns, rows = searcher.vectors()
+    assert columns["codes"].dtype.kind == "i" and (rows >= 0).all()
+    if precision == "binary":
+        assert columns["bits"].shape[1] == 384 // 8
+    # Later batches reuse the persisted ranges instead of computing new ones.
+    (minirepo / "extra.py").write_text("def add_numbers(a, b):\n    return a + b\n")
+    build_index(minirepo, IndexOptions(), embedder=default_embedder)
+    again = read_manifest(minirepo / INDEX_DIRNAME)
+    assert again is not None and again.calibration == manifest.calibration
