@@ -421,11 +421,11 @@ def eval_(
 
 def _mount_optional() -> None:
     """Sub-commands that live in their own modules (each imports lazily)."""
-    try:
-        from codesearch.cli_models import models_app
-    except ImportError:
-        return
+    from codesearch.cli_hook import hook_app
+    from codesearch.cli_models import models_app
+
     app.add_typer(models_app, name="models", help="List the embedding models and their exact prompts.")
+    app.add_typer(hook_app, name="hook", help="Git hooks that keep the index fresh as you commit.")
 
 
 _mount_optional()
