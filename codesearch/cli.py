@@ -125,6 +125,7 @@ def index(
     backend: Annotated[str, typer.Option(help="Local runtime: auto, torch, onnx or onnx-int8.")] = "auto",
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Drop the index and embed everything again.")] = False,
     lexical_only: Annotated[bool, typer.Option("--lexical-only", help="Build the full-text tier only; embed later.")] = False,
+    background: Annotated[bool, typer.Option("--background", help="Build the full-text tier now, embed in a detached process.")] = False,
     max_file_size: Annotated[int, typer.Option(help="Skip files larger than this many bytes.")] = 1_000_000,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
@@ -139,7 +140,7 @@ def index(
 
     options = IndexOptions(
         model=model, dim=dim, precision=precision, backend=backend, rebuild=rebuild,
-        embed=not lexical_only, max_file_bytes=max_file_size,
+        embed=not (lexical_only or background), max_file_bytes=max_file_size,
         query_prompt=parse_prompt(query_prompt) if query_prompt is not None else None,
         document_prompt=parse_prompt(document_prompt) if document_prompt is not None else None,
     )
@@ -155,7 +156,9 @@ def index(
         raise typer.Exit(130) from None
     except _known_errors() as err:
         fail(str(err))
+    spawned = _embed_in_background(Path(report.root), backend) if background and report.vectors_pending else None
     summary = {
+        "background_pid": spawned,
         "root": report.root, "files": report.files, "files_changed": report.files_changed,
         "files_deleted": report.files_deleted, "chunks": report.chunks_total,
         "chunks_written": report.chunks_written, "embedded": report.embedded,
@@ -176,6 +179,8 @@ def index(
             extra.append(f"{report.unreadable} unreadable skipped")
         if report.skipped_binary or report.skipped_large:
             extra.append(f"{report.skipped_binary} binary, {report.skipped_large} too large skipped")
+        if spawned:
+            extra.append(f"embedding {report.vectors_pending} chunks in the background (pid {spawned})")
         tail = f" ({'; '.join(extra)})" if extra else ""
         console.print(
             f"indexed {report.files} files ({report.files_changed} changed, "
@@ -184,6 +189,21 @@ def index(
             f"({report.chunks_per_second:.1f} chunks/s){tail}",
             highlight=False,
         )
+
+
+def _embed_in_background(root: Path, backend: str) -> int:
+    """Detached `codesearch index` that embeds what is pending; it waits its turn on the lock."""
+    import subprocess
+
+    from codesearch.store import INDEX_DIRNAME
+
+    log = open(root / INDEX_DIRNAME / "index.log", "ab")  # noqa: SIM115 (handed to the child)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "codesearch", "index", "-q", "--backend", backend, str(root)],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+    )
+    log.close()
+    return proc.pid
 
 
 @app.command()

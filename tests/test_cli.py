@@ -1,0 +1,120 @@
+"""The command line, through typer's runner and through real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from codesearch.cli import app
+
+runner = CliRunner()
+
+RESULT_KEYS = {"rank", "path", "start_line", "end_line", "symbol", "kind", "language", "score",
+               "lexical_rank", "vector_rank", "rerank_score", "snippet"}
+
+
+@pytest.fixture()
+def no_daemon(monkeypatch):
+    monkeypatch.setenv("CODESEARCH_NO_DAEMON", "1")
+
+
+def _run(args: list[str], cwd: Path):
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return runner.invoke(app, args, catch_exceptions=False)
+    finally:
+        os.chdir(old)
+
+
+def test_index_query_status_json(minirepo, no_daemon):
+    result = _run(["index", ".", "--lexical-only", "--json"], minirepo)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["files"] >= 9 and summary["chunks"] > 0 and summary["embedded"] == 0
+    assert summary["vectors_pending"] == summary["chunks"]
+
+    result = _run(["query", "ReverseString", "--json", "-k", "3"], minirepo / "web")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["schema_version"] == 1 and data["query"] == "ReverseString"
+    assert data["vectors_pending"] == data["chunks"] > 0
+    assert data["index"] == str(minirepo.resolve() / ".codesearch")
+    top = data["results"][0]
+    assert set(top) == RESULT_KEYS
+    assert (top["path"], top["symbol"], top["start_line"]) == ("cmd/server/main.go", "ReverseString", 15)
+    assert top["snippet"].startswith("// ReverseString")
+
+    result = _run(["status", "--json"], minirepo)
+    status = json.loads(result.stdout)
+    assert status["chunks"] == summary["chunks"] and status["vectors_pending"] == summary["chunks"]
+    assert status["model"] == "minilm" and status["dim"] == 384 and not status["complete"]
+    assert status["changed_since"] == 0
+
+
+def test_human_output_shows_location_symbol_and_snippet(minirepo, no_daemon):
+    _run(["index", ".", "--lexical-only", "-q"], minirepo)
+    result = _run(["query", "backoff delays jitter", "--mode", "text", "-k", "1", "--lines", "3"], minirepo)
+    assert result.exit_code == 0
+    assert "src/net/retry.py:1-7" in result.stdout and "backoff_delays" in result.stdout
+    assert "not embedded yet" in result.stdout
+
+
+def test_errors_are_one_line_without_traceback(tmp_path, no_daemon):
+    result = _run(["index", str(tmp_path / "missing")], tmp_path)
+    assert result.exit_code == 1 and "no such folder" in result.stderr
+    result = _run(["query", "anything"], tmp_path)
+    assert result.exit_code == 1 and "run `codesearch index`" in result.stderr
+    result = _run(["query", "x", "--mode", "fuzzy"], tmp_path)
+    assert result.exit_code == 2 and "unknown mode" in result.stderr
+    result = _run(["index", ".", "--model", "no-such-model"], tmp_path)
+    assert result.exit_code == 1 and "unknown model" in result.stderr
+    for out in (result.stdout, result.stderr):
+        assert "Traceback" not in out
+
+
+def test_empty_folder_query_says_the_index_is_empty(tmp_path, no_daemon):
+    assert _run(["index", ".", "-q"], tmp_path).exit_code == 0
+    result = _run(["query", "parse"], tmp_path)
+    assert result.exit_code == 0 and "index is empty" in result.stdout
+
+
+def _cli(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "codesearch", *args], cwd=cwd, text=True,
+                          capture_output=True, env={**os.environ, **env}, timeout=300)
+
+
+def test_real_process_with_warm_query_server(minirepo):
+    """First query starts the server; later ones use it; a re-index is seen at once."""
+    assert _cli(["index", "--lexical-only", "-q"], minirepo).returncode == 0
+    try:
+        first = _cli(["query", "ReverseString", "--mode", "text", "--json"], minirepo)
+        assert first.returncode == 0, first.stderr
+        assert json.loads(first.stdout)["results"][0]["symbol"] == "ReverseString"
+        (minirepo / "src/net/ports.py").write_text("def parse_port_number(value):\n    return int(value)\n")
+        assert _cli(["index", "--lexical-only", "-q"], minirepo).returncode == 0
+        second = _cli(["query", "parse_port_number", "--mode", "text", "--json"], minirepo)
+        assert json.loads(second.stdout)["results"][0]["path"] == "src/net/ports.py"
+    finally:
+        stopped = _cli(["stop-server"], minirepo)
+    assert "stopped" in stopped.stdout
+
+
+def test_help_and_status_do_not_import_torch_or_lancedb(minirepo):
+    _cli(["index", "--lexical-only", "-q"], minirepo)
+    code = (
+        "import sys, runpy\n"
+        "sys.argv = ['codesearch', 'status']\n"
+        "try:\n    runpy.run_module('codesearch', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "print('HEAVY', sorted(m for m in ('torch', 'lancedb', 'transformers', 'sentence_transformers') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=minirepo, text=True, capture_output=True, timeout=120)
+    assert "HEAVY []" in out.stdout, out.stdout + out.stderr
+    assert "chunks" in out.stdout
