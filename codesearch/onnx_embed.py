@@ -38,6 +38,10 @@ OPSET = 17
 QUANT_TYPES = ("qint8", "quint8")
 # Measured with bench/bench_embed.py on AVX2 (no VNNI): see DEFAULT_QUANT_TYPE's note there.
 DEFAULT_QUANT_TYPE = "qint8"
+# Small batches win on ORT CPU (activations stay in cache); measured on 200 real functions,
+# 1 thread, chunks per CPU-second fp32 / int8: batch 4: 18.9 / 29.4, 8: 18.9 / 27.9,
+# 16: 15.9 / 24.5, 32: 14.2 / 21.9. Length sorting keeps the padding small at any size.
+DEFAULT_BATCH_SIZE = 8
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 META_FILE = "meta.json"
@@ -352,7 +356,7 @@ class OnnxEmbedder:
         quantized: bool = False,
         cache_dir: Path | None = None,
         threads: int | None = None,
-        batch_size: int = 32,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         *,
         quant_type: str = DEFAULT_QUANT_TYPE,
         model_path: Path | None = None,

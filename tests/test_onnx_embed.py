@@ -76,6 +76,11 @@ def int8(profile: ModelProfile, cache_dir: Path, fp32: OnnxEmbedder) -> OnnxEmbe
 
 
 @pytest.fixture(scope="session")
+def fp32_docs(fp32: OnnxEmbedder) -> np.ndarray:
+    return fp32.embed_documents(SNIPPETS)
+
+
+@pytest.fixture(scope="session")
 def torch_vectors(profile: ModelProfile) -> tuple[np.ndarray, np.ndarray, str]:
     from codesearch.embed import SentenceTransformerEmbedder
 
@@ -97,9 +102,11 @@ def test_snippets_cover_short_and_truncated_texts(fp32: OnnxEmbedder) -> None:
     assert min(counts) < 64 and max(counts) > 256
 
 
-def test_fp32_matches_torch(fp32: OnnxEmbedder, torch_vectors: tuple) -> None:
+def test_fp32_matches_torch(
+    fp32: OnnxEmbedder, fp32_docs: np.ndarray, torch_vectors: tuple
+) -> None:
     docs, queries, _ = torch_vectors
-    got = fp32.embed_documents(SNIPPETS)
+    got = fp32_docs
     assert got.dtype == np.float32 and got.shape == (len(SNIPPETS), 384)
     assert _cos(got, docs).min() >= 0.9999
     assert _cos(fp32.embed_queries(QUERIES), queries).min() >= 0.9999
@@ -112,8 +119,8 @@ def test_fingerprints(fp32: OnnxEmbedder, int8: OnnxEmbedder, torch_vectors: tup
     assert fp32.backend == "onnx-fp32" and int8.backend.startswith("onnx-int8")
 
 
-def test_int8_close_to_float(fp32: OnnxEmbedder, int8: OnnxEmbedder) -> None:
-    cos = _cos(int8.embed_documents(SNIPPETS), fp32.embed_documents(SNIPPETS))
+def test_int8_close_to_float(fp32: OnnxEmbedder, fp32_docs: np.ndarray, int8: OnnxEmbedder) -> None:
+    cos = _cos(int8.embed_documents(SNIPPETS), fp32_docs)
     assert cos.mean() >= 0.97, cos
     assert cos.min() >= 0.9, cos
     assert (
