@@ -26,6 +26,9 @@ class RankingConfig:
     rrf_k: int = 60
     vector_weight: float = 0.5  # share of the vector score in linear fusion
     coherence_weight: float = 0.15
+    test_penalty: float = 0.6
+    example_penalty: float = 0.8
+    vendor_penalty: float = 0.5
 
     @classmethod
     def without(cls, *names: str) -> RankingConfig:
@@ -60,14 +63,15 @@ _VENDOR_PATH = re.compile(
 )
 
 
-def path_penalty(path: str, query: str) -> float:
+def path_penalty(path: str, query: str, config: RankingConfig | None = None) -> float:
+    config = config or RankingConfig()
     lowered = query.lower()
     if _VENDOR_PATH.search(path):
-        return 0.5
+        return config.vendor_penalty
     if _TEST_PATH.search(path) and "test" not in lowered and "spec" not in lowered:
-        return 0.6
+        return config.test_penalty
     if _EXAMPLE_PATH.search(path) and not any(w in lowered for w in ("example", "doc", "bench")):
-        return 0.8
+        return config.example_penalty
     return 1.0
 
 
@@ -166,7 +170,7 @@ def fuse_and_rank(
         if config.path_match:
             score *= path_factor(words, cand.path)
         if config.path_penalties:
-            score *= path_penalty(cand.path, query)
+            score *= path_penalty(cand.path, query, config)
         scores[idx] = score
     if config.file_coherence:
         scores = _file_coherence(scores, candidates, config.coherence_weight)
@@ -193,12 +197,18 @@ def _file_coherence(
 def _dedup(
     ranked: list[tuple[int, float]], candidates: Mapping[int, Candidate]
 ) -> list[tuple[int, float]]:
+    """Drop chunks overlapping a better one, and further parts of an already shown definition."""
     kept: list[tuple[int, float]] = []
     spans: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    seen_symbols: set[tuple[str, str]] = set()
     for idx, score in ranked:
         c = candidates[idx]
         if any(c.start_line <= e and s <= c.end_line for s, e in spans[c.path]):
             continue
+        if c.symbol and (c.path, c.symbol) in seen_symbols:
+            continue
         spans[c.path].append((c.start_line, c.end_line))
+        if c.symbol:
+            seen_symbols.add((c.path, c.symbol))
         kept.append((idx, score))
     return kept

@@ -1,0 +1,160 @@
+"""Indexing and query speed on real codebases of three sizes.
+
+Prints, in one run: time until the index is queryable (lexical tier), full index
+time and embedded chunks/s, peak RSS of the index process, no-change and
+one-file-changed re-index times, cold CLI query time (fresh process, no warm
+server), warm CLI query time (through the warm query server) and warm in-process
+p50/p95.
+
+The codebases are real code we did not write, taken from what is installed at
+benchmark time (site-packages of this venv) and copied into a temp folder:
+
+    python bench/bench_index.py                       # small + medium + large
+    python bench/bench_index.py --sizes small --backend onnx
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+SITE = Path(sysconfig.get_paths()["purelib"])
+# Packages that make up each size (pure-Python, installed with the project).
+SIZES = {
+    "small": ["pathspec", "typer"],  # ~65 files
+    "medium": ["rich", "sympy/core"],  # ~190 files
+    "large": ["networkx", "rich", "typer", "pathspec", "sympy/core", "sympy/printing"],  # ~910 files
+}
+QUERIES = [
+    "read a config file and merge defaults",
+    "render a table with borders",
+    "parse command line options",
+    "ProgressBar",
+    "convert a color name to rgb",
+    "wrap long lines of text to a width",
+    "cache the result of a function",
+    "escape markup in a string",
+]
+
+
+def make_corpus(size: str, dest: Path) -> Path:
+    root = dest / size
+    for package in SIZES[size]:
+        src = SITE / package
+        if src.is_dir():
+            shutil.copytree(src, root / package, ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    return root
+
+
+def run_timed(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, int, str]:
+    """(wall seconds, peak RSS of the child in MB, stdout)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(args, cwd=cwd, stdout=out, stderr=err,
+                                env={**os.environ, **(env or {})})
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode:
+            raise RuntimeError(f"{' '.join(args)} failed: {err.read().decode()[-400:]}")
+        return elapsed, usage.ru_maxrss // 1024, out.read().decode()
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "codesearch", *args]
+
+
+def query_times(root: Path, daemon: bool, repeat: int) -> list[float]:
+    env = {} if daemon else {"CODESEARCH_NO_DAEMON": "1"}
+    times = []
+    for i in range(repeat):
+        q = QUERIES[i % len(QUERIES)]
+        elapsed, _, _ = run_timed(cli("query", q, "--json", "-k", "10"), root, env)
+        times.append(elapsed)
+    return times
+
+
+def in_process_times(root: Path, repeat: int) -> list[float]:
+    from codesearch.search import Searcher, SearchOptions
+
+    searcher = Searcher(root / ".codesearch")
+    searcher.search(QUERIES[0], SearchOptions())  # load model and tables
+    times = []
+    for i in range(repeat):
+        t = time.perf_counter()
+        searcher.search(QUERIES[i % len(QUERIES)], SearchOptions())
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def bench_size(size: str, workdir: Path, backend: str, repeat: int) -> dict[str, object]:
+    root = make_corpus(size, workdir)
+    files = sum(1 for p in root.rglob("*.py"))
+    lexical_s, lexical_rss, out = run_timed(cli("index", "--lexical-only", "--json", "--backend", backend), root)
+    chunks = json.loads(out)["chunks"]
+    full_s, full_rss, out = run_timed(cli("index", "--json", "--backend", backend), root)
+    embedded = json.loads(out)["embedded"]
+    nochange_s, _, _ = run_timed(cli("index", "-q", "--backend", backend), root)
+    target = sorted(root.rglob("*.py"))[len(files) // 2 if files else 0]
+    target.write_text(target.read_text() + "\n\ndef benchmark_added_helper(value):\n    return value\n")
+    onefile_s, _, _ = run_timed(cli("index", "-q", "--backend", backend), root)
+    cold = query_times(root, daemon=False, repeat=max(3, repeat // 4))
+    run_timed(cli("query", "warm up", "--json"), root)  # starts the warm server
+    warm = query_times(root, daemon=True, repeat=repeat)
+    inproc = in_process_times(root, repeat * 4)
+    run_timed(cli("stop-server"), root)
+    return {
+        "size": size, "files": files, "chunks": chunks, "backend": backend,
+        "queryable_s": round(lexical_s, 2), "full_index_s": round(lexical_s + full_s, 2),
+        "embed_chunks_per_s": round(embedded / full_s, 1) if full_s else 0.0,
+        "peak_rss_mb": max(lexical_rss, full_rss),
+        "reindex_nochange_s": round(nochange_s, 2), "reindex_onefile_s": round(onefile_s, 2),
+        "cold_query_p50_s": round(statistics.median(cold), 3),
+        "warm_cli_p50_s": round(pct(warm, 50), 3), "warm_cli_p95_s": round(pct(warm, 95), 3),
+        "inprocess_p50_ms": round(pct(inproc, 50) * 1000, 1),
+        "inprocess_p95_ms": round(pct(inproc, 95) * 1000, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="+", default=["small", "medium", "large"], choices=list(SIZES))
+    parser.add_argument("--backend", default="auto")
+    parser.add_argument("--repeat", type=int, default=12)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="codesearch-bench-") as tmp:
+        for size in args.sizes:
+            rows.append(bench_size(size, Path(tmp), args.backend, args.repeat))
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    keys = list(rows[0])
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(" | ".join(keys))
+    print(" | ".join("---" for _ in keys))
+    for row in rows:
+        print(" | ".join(str(row[k]) for k in keys))
+
+
+if __name__ == "__main__":
+    main()
