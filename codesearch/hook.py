@@ -68,6 +68,9 @@ LOG_MAX_BYTES = 1_000_000
 QUEUE_DIRNAME = "hook-queue"
 DRAIN_SLOT_NAME = "hook-drain.lock"
 HOOK_LOCK_TIMEOUT = 2.0  # foreground: a busy index is skipped, not waited for
+# Foreground mode hands bigger changes (a pull, a far branch switch) to the detached
+# run: the hook's time must not grow with the size of the diff.
+FOREGROUND_MAX_PATHS = 200
 STRICT_LOCK_TIMEOUT = 120.0
 BACKGROUND_LOCK_TIMEOUT = 1800.0  # a detached run may wait for a long manual `index`
 NULL_SHA = "0" * 40
@@ -154,14 +157,14 @@ class HookSettings:
         ]
 
     def describe(self) -> str:
-        tail = ", full-text tier only" if self.lexical_only else ""
+        tail = ", no embeddings" if self.lexical_only else ""
         if self.strict:
-            return f"strict (whole update inside the hook; a failure aborts the commit){tail}"
+            return f"strict: all in the hook, failure aborts{tail}"
         if self.background:
-            return f"background (a detached process updates the index){tail}"
+            return f"background: a detached process updates{tail}"
         if self.lexical_only:
-            return "foreground (full-text tier inside the hook), full-text tier only"
-        return "foreground (full-text tier inside the hook, embeddings in the background)"
+            return "foreground: full-text tier in the hook, no embeddings"
+        return "foreground: full-text tier in the hook, embeddings detached"
 
 
 # `python -m` and `python -c` put the current folder first on sys.path, and hooks run
@@ -609,7 +612,8 @@ def run_hook(
         enqueue(index_dir, paths)
     except OSError as err:
         return _report_failure(settings, index_dir, f"cannot queue changed paths: {err}", stderr)
-    if settings.background and not settings.strict:
+    large = len(paths) > FOREGROUND_MAX_PATHS
+    if (settings.background or large) and not settings.strict:
         spawn_background(index_root, embed=not settings.lexical_only)
         log(index_dir, f"{hook}: {len(paths)} path(s) queued for a background update")
         return 0

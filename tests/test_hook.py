@@ -436,6 +436,37 @@ def test_missing_codesearch_never_blocks(tmp_path: Path, git_env: dict) -> None:
     assert "codesearch: command not found" in proc.stderr
 
 
+def test_path_fallback_and_pre_commit_framework_entry(tmp_path: Path, git_env: dict) -> None:
+    """The script falls back to `codesearch` on PATH; `hook run auto` reads the
+    framework's variables (here a post-checkout, as pre-commit would pass it)."""
+    repo = make_repo(tmp_path / "repo")
+    index_lexical(repo)
+    hooks = repo / ".git" / "hooks"
+    settings = HookSettings(background=False, lexical_only=True)
+    script = hook_script("pre-commit", settings, str(tmp_path / "gone/python"), tmp_path / "gone")
+    (hooks / "pre-commit").write_text(script)
+    os.chmod(hooks / "pre-commit", 0o755)
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:/usr/bin:/bin")
+    write(repo / "via_path.py", "def found_through_path_lookup():\n    return 1\n")
+    git(repo, "add", "via_path.py")
+    proc = subprocess.run(["git", "commit", "-qm", "p"], cwd=repo, env=env,
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    assert "found_through_path_lookup" in text_symbols(repo, "found through path lookup")
+
+    old = git(repo, "rev-parse", "HEAD").stdout.strip()
+    git(repo, "checkout", "-q", "-b", "side")
+    git(repo, "rm", "-q", "via_path.py")
+    git(repo, "commit", "-q", "--no-verify", "-m", "drop")
+    new = git(repo, "rev-parse", "HEAD").stdout.strip()
+    framework = dict(env, PRE_COMMIT="1", PRE_COMMIT_FROM_REF=old, PRE_COMMIT_TO_REF=new,
+                     PRE_COMMIT_CHECKOUT_TYPE="1")
+    proc = subprocess.run(["codesearch", "hook", "run", "auto", "--foreground", "--lexical-only"],
+                          cwd=repo, env=framework, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "via_path.py" not in indexed_paths(repo)
+
+
 def test_busy_index_is_skipped_then_caught_up_in_background(tmp_path: Path, git_env: dict) -> None:
     from codesearch.lock import index_lock
 
