@@ -317,10 +317,22 @@ def _session(model: Path, threads: int) -> Any:
     return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
 
 
-def _tokenizer(path: Path, max_tokens: int | None) -> Any:
+def _open_session(model_dir: Path, threads: int) -> Any:
+    try:
+        return _session(model_dir / MODEL_FILE, threads)
+    except Exception as exc:  # noqa: BLE001 - ORT raises its own types; one line for the user
+        raise OnnxExportError(
+            f"cannot load cached ONNX model {model_dir / MODEL_FILE} ({type(exc).__name__}); "
+            f"delete {model_dir} to rebuild it"
+        ) from exc
+
+
+def _tokenizer(path: Path, max_tokens: int | None) -> tuple[Any, int]:
+    """A tokenizer without padding, truncating at max_tokens (None: never), and its pad id."""
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(path))
+    pad_id = _pad_id(tokenizer)
     # The shipped tokenizer.json may carry a fixed 128-token pad/truncate setting: we pad
     # ourselves per batch and truncate to the profile's limit instead.
     tokenizer.no_padding()
@@ -328,14 +340,11 @@ def _tokenizer(path: Path, max_tokens: int | None) -> Any:
         tokenizer.no_truncation()
     else:
         tokenizer.enable_truncation(max_tokens)
-    return tokenizer
+    return tokenizer, pad_id
 
 
-def _pad_id(path: Path) -> int:
-    """Pad token id from tokenizer.json's padding block, else the [PAD]/<pad> token, else 0."""
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(path))
+def _pad_id(tokenizer: Any) -> int:
+    """Pad token id from tokenizer.json's padding block, else a known pad token, else 0."""
     padding = tokenizer.padding
     if padding:
         return int(padding["pad_id"])
@@ -378,11 +387,10 @@ class OnnxEmbedder:
         meta = json.loads((self.model_dir / META_FILE).read_text())
         self.input_names: list[str] = list(meta["inputs"])
         tokenizer_path = self.model_dir / TOKENIZER_FILE
-        self._tokenizer = _tokenizer(tokenizer_path, profile.max_tokens_cpu)
+        self._tokenizer, self._pad_id = _tokenizer(tokenizer_path, profile.max_tokens_cpu)
         self._counter: Any = None  # untruncated tokenizer, built on first count_tokens
-        self._pad_id = _pad_id(tokenizer_path)
         self._left_pad = profile.padding_side == "left"
-        self.session = _session(self.model_dir / MODEL_FILE, self.threads)
+        self.session = _open_session(self.model_dir, self.threads)
 
     @property
     def backend(self) -> str:
@@ -400,7 +408,7 @@ class OnnxEmbedder:
     def count_tokens(self, text: str) -> int:
         """Tokens of text with special tokens and without truncation (for chunk budgets)."""
         if self._counter is None:
-            self._counter = _tokenizer(self.model_dir / TOKENIZER_FILE, None)
+            self._counter = _tokenizer(self.model_dir / TOKENIZER_FILE, None)[0]
         return len(self._counter.encode(text).ids)
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:

@@ -319,3 +319,17 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
         shutil.copyfile(source / name, folder / name)
     return folder
+
+
+def test_corrupt_cache_gives_one_line_error(
+    profile: ModelProfile, fp32: OnnxEmbedder, tmp_path: Path
+) -> None:
+    import shutil
+
+    from codesearch.onnx_embed import OnnxExportError, _cache_key
+
+    broken = tmp_path / _cache_key(profile, None) / "fp32"
+    shutil.copytree(fp32.model_dir, broken)
+    (broken / MODEL_FILE).write_bytes(b"not a protobuf")
+    with pytest.raises(OnnxExportError, match="delete"):
+        OnnxEmbedder(profile, cache_dir=tmp_path, threads=1)
