@@ -404,9 +404,11 @@ def load_embedder(
 ) -> Embedder:
     """The embedder for `profile`: remote API, ONNX Runtime, or sentence-transformers.
 
-    `backend`: auto (= torch for now), torch, onnx, onnx-int8; ignored for
-    remote profiles (`openai:` / `voyage:`). Raises ModelUnavailableError or
-    InvalidDimError with one-line messages.
+    `backend`: torch, onnx, onnx-int8, or auto: ONNX Runtime for models whose
+    weights ship in a package (the offline default: same vectors as torch, and
+    no 7 s torch import on the query path), sentence-transformers otherwise.
+    Ignored for remote profiles (`openai:` / `voyage:`). Raises
+    ModelUnavailableError or InvalidDimError with one-line messages.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r} (choose {', '.join(BACKENDS)})")
@@ -415,6 +417,8 @@ def load_embedder(
         from codesearch.remote_embed import load_remote_embedder
 
         return load_remote_embedder(profile, dim=dim, precision=precision)
+    if backend == "auto" and profile.local_package and model_path is None:
+        backend = "onnx"
     if backend in ("onnx", "onnx-int8"):
         from codesearch.onnx_embed import OnnxEmbedder
 
