@@ -24,9 +24,10 @@ class RankingConfig:
     dedup: bool = True  # overlapping chunks of one file shown once
     fusion: str = "linear"  # linear: weighted normalised scores; rrf: reciprocal ranks
     rrf_k: int = 60
-    vector_weight: float = 0.5  # share of the vector score in linear fusion
-    coherence_weight: float = 0.15
-    test_penalty: float = 0.6
+    vector_weight: float = 0.6  # share of the vector score in linear fusion
+    coherence_weight: float = 0.05
+    nl_symbol_weight: float = 0.0  # boost when a natural-language query's words name the definition
+    test_penalty: float = 0.4
     example_penalty: float = 0.8
     vendor_penalty: float = 0.5
 
@@ -79,7 +80,9 @@ def _symbol_parts(symbol: str) -> list[str]:
     return [p for p in re.split(r"\.|::|#|->|/", symbol) if p]
 
 
-def symbol_factor(query: str, words: Sequence[str], symbol: str, symbolish: bool) -> float:
+def symbol_factor(
+    query: str, words: Sequence[str], symbol: str, symbolish: bool, nl_weight: float = 0.0
+) -> float:
     if not symbol:
         return 1.0
     parts = _symbol_parts(symbol)
@@ -93,7 +96,7 @@ def symbol_factor(query: str, words: Sequence[str], symbol: str, symbolish: bool
             return 2.6
         if q_parts and q_parts[-1].lower() == last:
             return 1.8
-    if not words:
+    if not words or nl_weight <= 0:
         return 1.0
     sym_words = set(split_identifier(symbol.replace(".", "_").replace("::", "_")))
     sym_words.update(p.lower() for p in parts)
@@ -102,7 +105,7 @@ def symbol_factor(query: str, words: Sequence[str], symbol: str, symbolish: bool
         return 1.0
     coverage = hits / len(words)
     exact_name = any(w == last for w in words)
-    return 1.0 + 0.6 * coverage + (0.3 if exact_name else 0.0)
+    return 1.0 + nl_weight * (coverage + (0.5 if exact_name else 0.0))
 
 
 def path_factor(words: Sequence[str], path: str) -> float:
@@ -166,7 +169,7 @@ def fuse_and_rank(
     for idx, score in base.items():
         cand = candidates[idx]
         if config.symbol_boost:
-            score *= symbol_factor(query, words, cand.symbol, symbolish)
+            score *= symbol_factor(query, words, cand.symbol, symbolish, config.nl_symbol_weight)
         if config.path_match:
             score *= path_factor(words, cand.path)
         if config.path_penalties:
