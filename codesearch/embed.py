@@ -390,6 +390,21 @@ class SentenceTransformerEmbedder:
         return len(encoded["input_ids"])
 
 
+# What `auto` runs for a model whose weights ship in a package (the offline default).
+AUTO_LOCAL_BACKEND = "onnx"
+
+
+def resolve_backend(profile: ModelProfile, backend: str = "auto", model_path: object = None) -> str:
+    """The runtime `auto` means for this profile (recorded in the index manifest)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r} (choose {', '.join(BACKENDS)})")
+    if profile.backend in ("openai", "voyage"):
+        return "remote"
+    if backend == "auto":
+        return AUTO_LOCAL_BACKEND if profile.local_package and model_path is None else "torch"
+    return backend
+
+
 def load_embedder(
     profile: ModelProfile,
     dim: int | None = None,
@@ -410,15 +425,12 @@ def load_embedder(
     Ignored for remote profiles (`openai:` / `voyage:`). Raises
     ModelUnavailableError or InvalidDimError with one-line messages.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r} (choose {', '.join(BACKENDS)})")
+    backend = resolve_backend(profile, backend, model_path)
     validate_dim(profile, dim)
-    if profile.backend in ("openai", "voyage"):
+    if backend == "remote":
         from codesearch.remote_embed import load_remote_embedder
 
         return load_remote_embedder(profile, dim=dim, precision=precision)
-    if backend == "auto" and profile.local_package and model_path is None:
-        backend = "onnx"
     if backend in ("onnx", "onnx-int8"):
         from codesearch.onnx_embed import OnnxEmbedder
 

@@ -175,6 +175,11 @@ def index_profile(manifest: Manifest) -> ModelProfile:
     return get_profile(manifest.model)
 
 
+def index_backend(manifest: Manifest) -> str:
+    """The runtime that embedded this index; queries use the same one."""
+    return str(manifest.extra.get("backend", "auto"))
+
+
 def wanted_manifest(options: IndexOptions, existing: Manifest | None) -> Manifest:
     """What this run asks for: explicit options, else the index's settings, else defaults."""
     keep = existing is not None and not options.rebuild
@@ -190,7 +195,14 @@ def wanted_manifest(options: IndexOptions, existing: Manifest | None) -> Manifes
     precision = options.precision or (existing.precision if keep and existing else "float32")
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision '{precision}' (choose {', '.join(PRECISIONS)})")
-    return new_manifest(profile, dim, precision)
+    manifest = new_manifest(profile, dim, precision)
+    from codesearch.embed import resolve_backend
+
+    if options.backend == "auto" and keep and existing and existing.extra.get("backend"):
+        manifest.extra["backend"] = existing.extra["backend"]
+    else:
+        manifest.extra["backend"] = resolve_backend(profile, options.backend)
+    return manifest
 
 
 def check_compatible(existing: Manifest, wanted: Manifest) -> None:
@@ -204,6 +216,12 @@ def check_compatible(existing: Manifest, wanted: Manifest) -> None:
             f"index uses model {existing.model} (dim {existing.dim}, {existing.precision}); "
             f"asked for {wanted.model} (dim {wanted.dim}, {wanted.precision}): "
             "add --rebuild to re-embed everything with the new model"
+        )
+    had, want = existing.extra.get("backend"), wanted.extra.get("backend")
+    if had and want and had != want:
+        raise IndexError_(
+            f"index was embedded with the {had} runtime, asked for {want}: their vectors "
+            "differ slightly; add --rebuild to re-embed everything"
         )
 
 
@@ -258,6 +276,7 @@ def build_index(
             existing = None
         if existing is not None:
             check_compatible(existing, wanted)
+            existing.extra["backend"] = wanted.extra["backend"]
         manifest = existing or wanted
         write_manifest(index_dir, _mark(manifest, complete=False))
         store = IndexStore(index_dir, dim=manifest.dim, precision=manifest.precision)
@@ -391,7 +410,7 @@ def _vector_tier(
         return
     if embedder is None:
         progress.message(f"loading model {manifest.model}")
-        embedder = load_index_embedder(index_profile(manifest), manifest.dim, options.backend)
+        embedder = load_index_embedder(index_profile(manifest), manifest.dim, index_backend(manifest))
     progress.start("embed", len(pending))
     ordered = sorted(pending, key=lambda item: len(item[1]))  # similar lengths pad less
     if manifest.precision != "float32" and manifest.calibration is None:

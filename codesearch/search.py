@@ -119,13 +119,15 @@ class Catalog:
 class Searcher:
     """Answers queries against one index; keep it around to answer many."""
 
-    def __init__(self, index_dir: Path, embedder: Any | None = None, backend: str = "auto"):
+    def __init__(self, index_dir: Path, embedder: Any | None = None, backend: str | None = None):
         manifest = read_manifest(index_dir)
         if manifest is None:
             raise IndexError_(f"no index at {index_dir}: run `codesearch index` first")
         self.index_dir = index_dir
         self.manifest: Manifest = manifest
-        self.backend = backend
+        from codesearch.indexer import index_backend
+
+        self.backend = backend or index_backend(manifest)
         self._embedder = embedder
         self.store = IndexStore(index_dir)
         self._catalog: Catalog | None = None
