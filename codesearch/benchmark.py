@@ -41,10 +41,14 @@ def mode_configs(modes: Sequence[str]) -> list[EvalConfig]:
 
 
 def ablation_configs(mode: str = "hybrid") -> list[EvalConfig]:
-    configs = [EvalConfig("all signals", mode, RankingConfig()),
+    """The defaults, no signals, and each signal flipped from its default in turn."""
+    default = RankingConfig()
+    configs = [EvalConfig("default signals", mode, default),
                EvalConfig("no signals", mode, RankingConfig.none())]
     for name in SIGNALS:
-        configs.append(EvalConfig(f"without {name}", mode, RankingConfig.without(name)))
+        on = getattr(default, name)
+        flipped = replace(default, **{name: not on})
+        configs.append(EvalConfig(f"{'without' if on else 'with'} {name}", mode, flipped))
     return configs
 
 

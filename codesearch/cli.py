@@ -434,9 +434,9 @@ def eval_(
         print(json.dumps({"queries": len(items), "reports": [report_to_json(r) for r in reports]}, indent=2))
         return
     console.print(f"{len(items)} queries over {len(roots)} corpora", highlight=False)
-    console.print(format_comparison(reports), highlight=False, markup=False)
+    console.print(format_comparison(reports), highlight=False, markup=False, soft_wrap=True)
     best = reports[-1] if rerank else reports[0] if ablation else reports[-1]
-    console.print(format_report(best), highlight=False, markup=False)
+    console.print(format_report(best), highlight=False, markup=False, soft_wrap=True)
 
 
 def _mount_optional() -> None:
