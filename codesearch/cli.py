@@ -228,7 +228,7 @@ def query(
     The first query starts a warm query server for the index (it exits after 15
     idle minutes), so later queries skip loading the model and the tables.
     """
-    from codesearch.search import CONTENT_TYPES, MODES
+    from codesearch.results import CONTENT_TYPES, MODES
 
     if mode not in MODES:
         fail(f"unknown mode '{mode}': choose one of {', '.join(MODES)}", 2)
@@ -237,7 +237,7 @@ def query(
     if k < 1:
         fail("-k must be at least 1", 2)
     index_dir = _find_index(Path.cwd(), index_path)
-    from codesearch.search import Searcher, SearchOptions
+    from codesearch.results import SearchOptions
 
     rerank = None if no_rerank else (rerank or os.environ.get("CODESEARCH_RERANK") or None)
     options = SearchOptions(k=k, mode=mode, languages=tuple(lang or ()), path_glob=path_glob,
@@ -246,6 +246,8 @@ def query(
     use_daemon = not no_daemon and os.environ.get("CODESEARCH_NO_DAEMON", "") in ("", "0")
     data = _query_daemon(index_dir, text, options) if use_daemon else None
     if data is None:
+        from codesearch.search import Searcher
+
         try:
             searcher = Searcher(index_dir)
             found = searcher.search(text, options)

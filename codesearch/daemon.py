@@ -90,7 +90,7 @@ def options_to_dict(options: Any) -> dict[str, Any]:
 
 def options_from_dict(data: dict[str, Any]) -> Any:
     from codesearch.ranking import RankingConfig
-    from codesearch.search import SearchOptions
+    from codesearch.results import SearchOptions
 
     known = {f.name for f in fields(SearchOptions)}
     values = {k: v for k, v in data.items() if k in known}

@@ -10,7 +10,7 @@ from rich.console import Console, Group
 from rich.syntax import Syntax
 from rich.text import Text
 
-from codesearch.search import Hit, SearchResult
+from codesearch.results import Hit, SearchResult
 from codesearch.tokens import query_words
 
 JSON_SCHEMA_VERSION = 1

@@ -10,13 +10,13 @@ from __future__ import annotations
 import fnmatch
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from codesearch.ranking import Candidate, RankingConfig, fuse_and_rank
+from codesearch.ranking import Candidate, fuse_and_rank
+from codesearch.results import CONTENT_TYPES, MODES, Hit, SearchOptions, SearchResult
 from codesearch.store import (
     LEXICAL_COLUMNS,
     IndexError_,
@@ -28,52 +28,11 @@ from codesearch.store import (
 )
 from codesearch.tokens import query_words
 
-MODES = ("hybrid", "text", "vector")
-CONTENT_TYPES = ("code", "docs", "all")
+__all__ = ["CONTENT_TYPES", "MODES", "Hit", "SearchOptions", "SearchResult", "Searcher"]
 # Field weights of the lexical BM25 (symbol, path, body). LanceDB takes the best
 # field's score, not the sum, so a large symbol weight drowns the body: measured on
 # the dev benchmark, (3, 1.5, 1) gave text-only NDCG@10 0.556, (1, 0.5, 1) 0.615.
 LEXICAL_BOOSTS = (1.5, 0.75, 1.0)
-
-
-@dataclass(frozen=True)
-class SearchOptions:
-    k: int = 10
-    mode: str = "hybrid"
-    languages: tuple[str, ...] = ()
-    path_glob: str | None = None
-    content: str = "code"
-    candidates: int = 100
-    ranking: RankingConfig = field(default_factory=RankingConfig)
-    rerank: str | None = None  # reranker spec (see `codesearch.rerank.load_reranker`)
-    rerank_top: int = 40
-    query_model: str | None = None  # another model of the index model's family (e.g. voyage-4)
-
-
-@dataclass
-class Hit:
-    rank: int
-    path: str
-    start_line: int
-    end_line: int
-    symbol: str
-    kind: str
-    language: str
-    score: float
-    text: str = ""
-    lexical_rank: int | None = None
-    vector_rank: int | None = None
-    rerank_score: float | None = None
-
-
-@dataclass
-class SearchResult:
-    query: str
-    mode: str
-    hits: list[Hit]
-    chunks: int
-    vectors_pending: int
-    timings_ms: dict[str, float]
 
 
 class Catalog:

@@ -20,9 +20,11 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:  # numpy stays out of `status` and the warm-query client
+    import numpy as np
+
 
 SCHEMA_VERSION = 1
 INDEX_DIRNAME = ".codesearch"
@@ -223,6 +225,7 @@ class IndexStore:
 
     def add_vectors(self, hashes: Sequence[str], columns: dict[str, np.ndarray]) -> None:
         """Store one row per content hash; `columns` as the vectors schema names them."""
+        import numpy as np
         import pyarrow as pa
 
         if not hashes:
@@ -295,6 +298,8 @@ class IndexStore:
 
 def vector_columns(table: Any) -> dict[str, np.ndarray]:
     """Every stored vector column as a matrix, plus the content hashes in row order."""
+    import numpy as np
+
     names = [f.name for f in table.schema if f.name != "content_hash"]
     data = scan(table, ["content_hash", *names])
     out: dict[str, np.ndarray] = {"content_hash": np.array(data["content_hash"].to_pylist(), dtype=object)}
