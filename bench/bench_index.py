@@ -112,7 +112,7 @@ def bench_size(size: str, workdir: Path, backend: str, repeat: int) -> dict[str,
     full_s, full_rss, out = run_timed(cli("index", "--json", "--backend", backend), root)
     embedded = json.loads(out)["embedded"]
     nochange_s, _, _ = run_timed(cli("index", "-q", "--backend", backend), root)
-    target = sorted(root.rglob("*.py"))[len(files) // 2 if files else 0]
+    target = sorted(root.rglob("*.py"))[files // 2]
     target.write_text(target.read_text() + "\n\ndef benchmark_added_helper(value):\n    return value\n")
     onefile_s, _, _ = run_timed(cli("index", "-q", "--backend", backend), root)
     cold = query_times(root, daemon=False, repeat=max(3, repeat // 4))

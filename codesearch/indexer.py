@@ -277,7 +277,12 @@ def build_index(
         if existing is not None:
             check_compatible(existing, wanted)
             existing.extra["backend"] = wanted.extra["backend"]
+            quick = _nothing_to_do(root, index_dir, existing, options)
+            if quick is not None:
+                quick.seconds_total = quick.seconds_lexical = time.perf_counter() - started
+                return quick
         manifest = existing or wanted
+        _snapshot_path(index_dir).unlink(missing_ok=True)
         write_manifest(index_dir, _mark(manifest, complete=False))
         store = IndexStore(index_dir, dim=manifest.dim, precision=manifest.precision)
         report = IndexReport(root=str(root))
@@ -293,8 +298,59 @@ def build_index(
         if wrote and (options.embed or options.paths is None):
             store.optimize()
         _record(index_dir, manifest, store, report, complete=True)
+        _write_snapshot(index_dir, store)
     report.seconds_total = time.perf_counter() - started
     return report
+
+
+def _snapshot_path(index_dir: Path) -> Path:
+    return index_dir / "files.json"
+
+
+def _write_snapshot(index_dir: Path, store: IndexStore) -> None:
+    """(size, mtime) of every indexed file, so a run with nothing to do needs no LanceDB.
+
+    Written only after a run completes and removed when one starts, so it never
+    claims more than the tables hold.
+    """
+    import json
+    import os
+
+    data = {p: [s.size, s.mtime_ns] for p, s in store.file_states().items()}
+    path = _snapshot_path(index_dir)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def _nothing_to_do(
+    root: Path, index_dir: Path, manifest: Manifest, options: IndexOptions
+) -> IndexReport | None:
+    """A report if no file changed since the last complete run (and nothing waits to be
+    embedded); None when the real work must run. Opening LanceDB costs 2 s or more."""
+    import json
+
+    if options.rebuild or (options.embed and not manifest.complete):
+        return None
+    try:
+        snapshot = json.loads(_snapshot_path(index_dir).read_text())
+    except (OSError, ValueError):
+        return None
+    disc_options = DiscoveryOptions(max_file_bytes=options.max_file_bytes)
+    if options.paths is not None:
+        from codesearch.discover import files_from_paths
+
+        files, gone = files_from_paths(root, options.paths, disc_options)
+        if any(p in snapshot for p in gone):
+            return None
+        if any(snapshot.get(f.path) != [f.size, f.mtime_ns] for f in files):
+            return None
+    else:
+        current = {f.path: [f.size, f.mtime_ns] for f in discover(root, disc_options)}
+        if current != snapshot:
+            return None
+    return IndexReport(root=str(root), files=len(snapshot), chunks_total=manifest.chunks,
+                       vectors_pending=manifest.vectors_pending)
 
 
 def _mark(manifest: Manifest, complete: bool) -> Manifest:

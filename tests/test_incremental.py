@@ -85,3 +85,23 @@ def test_lexical_only_run_is_queryable_and_reports_pending(minirepo, default_emb
     assert result.vectors_pending == result.chunks
     finished = _index(minirepo, default_embedder)
     assert finished.embedded > 0 and finished.vectors_pending == 0
+
+
+def test_run_with_nothing_to_do_never_opens_lancedb(indexed):
+    """A no-change run (the common hook and habit case) must not pay LanceDB's import."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from pathlib import Path\n"
+        "from codesearch.indexer import IndexOptions, build_index\n"
+        f"r = build_index(Path({str(indexed)!r}), IndexOptions())\n"
+        "print(r.files, r.chunks_total, r.files_changed, 'lancedb' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    files, chunks, changed, lance = out.stdout.split()
+    assert int(files) >= 9 and int(chunks) > 0 and changed == "0" and lance == "False"
+    # Any change takes the real path again.
+    (indexed / "src/net/urls.py").write_text("def host_of(url):\n    return url.split('/')[2]\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split()[2:] == ["1", "True"]
