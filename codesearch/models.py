@@ -438,6 +438,23 @@ def _voyage_profile(model: str) -> ModelProfile:
     )
 
 
+def _unregistered_profile(
+    model_id: str, query_prompt: str | None, document_prompt: str | None, origin: str
+) -> ModelProfile:
+    """A model outside the registry: prompts from the command line, pooling from its config."""
+    return ModelProfile(
+        name=model_id,
+        hub_id=model_id,
+        dims=0,
+        pooling="auto",
+        query_prompt=query_prompt or "",
+        document_prompt=document_prompt or "",
+        max_tokens_cpu=512,
+        max_tokens_gpu=512,
+        notes=f"{origin}; pooling from its own config",
+    )
+
+
 def resolve_model(
     name_or_path: str, query_prompt: str | None = None, document_prompt: str | None = None
 ) -> ModelProfile:
@@ -460,30 +477,11 @@ def resolve_model(
         pass
     path = Path(spec).expanduser()
     if path.is_dir():
-        resolved = str(path.resolve())
-        return ModelProfile(
-            name=resolved,
-            hub_id=resolved,
-            dims=0,
-            pooling="auto",
-            query_prompt=query_prompt or "",
-            document_prompt=document_prompt or "",
-            max_tokens_cpu=512,
-            max_tokens_gpu=512,
-            notes="local sentence-transformers model; pooling from its own config",
-        )
+        return _unregistered_profile(str(path.resolve()), query_prompt, document_prompt,
+                                     "local sentence-transformers model")
     if spec.count("/") == 1 and all(spec.split("/")) and " " not in spec:
-        return ModelProfile(
-            name=spec,
-            hub_id=spec,
-            dims=0,
-            pooling="auto",
-            query_prompt=query_prompt or "",
-            document_prompt=document_prompt or "",
-            max_tokens_cpu=512,
-            max_tokens_gpu=512,
-            notes="sentence-transformers model from the hub; pooling from its own config",
-        )
+        return _unregistered_profile(spec, query_prompt, document_prompt,
+                                     "sentence-transformers model from the hub")
     known = ", ".join(sorted(REGISTRY))
     raise UnknownModelError(
         f"unknown model '{name_or_path}': not in the registry ({known}), not a folder, "
