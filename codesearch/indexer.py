@@ -404,8 +404,9 @@ def _lexical_tier(
     report.skipped_large = stats.skipped_large
     report.unreadable = stats.skipped_unreadable
     candidates = _changed_files(files, known)
+    fresh = not known and store.count_chunks() == 0
     progress.start("chunk", len(candidates))
-    for batch in _batches(candidates, options.batch_files):
+    for batch in _batches(candidates, options.batch_files * (4 if fresh else 1)):
         states, touched, rows = [], [], []
         for source in batch:
             result = _chunk_source(source, known.get(source.path), report)
@@ -418,7 +419,7 @@ def _lexical_tier(
                     rows.extend(file_rows)
             progress.advance("chunk")
         if states:
-            store.replace_files(states, rows)
+            store.replace_files(states, rows, fresh=fresh)
             report.chunks_written += len(rows)
         if touched:
             store.update_files(touched)

@@ -7,6 +7,7 @@ Code names are glued words (`readCsv`, `read_csv`, `HTTPServer`); people type
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[0-9]+")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
@@ -32,17 +33,21 @@ def identifiers(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
+@lru_cache(maxsize=1 << 16)
+def _expanded(ident: str) -> tuple[str, ...]:
+    # Identifiers repeat a lot within a repository: split each distinct one once.
+    whole = ident.lower().strip("_")
+    if not whole:
+        return ()
+    parts = split_identifier(ident)
+    return (whole, *parts) if len(parts) > 1 else (whole,)
+
+
 def expand_words(text: str) -> list[str]:
     """Every identifier, lower-cased whole, followed by its parts when it has several."""
     words: list[str] = []
-    for ident in identifiers(text):
-        whole = ident.lower().strip("_")
-        if not whole:
-            continue
-        words.append(whole)
-        parts = split_identifier(ident)
-        if len(parts) > 1:
-            words.extend(parts)
+    for ident in _WORD.findall(text):
+        words.extend(_expanded(ident))
     return words
 
 
@@ -51,6 +56,7 @@ def lexical_text(text: str) -> str:
     return " ".join(expand_words(text))
 
 
+@lru_cache(maxsize=4096)
 def path_words(path: str) -> str:
     pieces = [p for p in _PATH_SPLIT.split(path) if p]
     return " ".join(w for piece in pieces for w in [piece.lower(), *split_identifier(piece)])
