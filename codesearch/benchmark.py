@@ -29,7 +29,8 @@ class EvalConfig:
     rerank_top: int = 40
 
 
-SIGNALS = ("adaptive_fusion", "symbol_boost", "path_match", "file_coherence", "path_penalties", "dedup")
+SIGNALS = ("adaptive_fusion", "symbol_boost", "path_match", "file_coherence", "path_penalties",
+           "dedup", "kind_prior")
 
 
 def mode_configs(modes: Sequence[str]) -> list[EvalConfig]:

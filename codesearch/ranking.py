@@ -22,6 +22,7 @@ class RankingConfig:
     file_coherence: bool = True  # several hits in one file lift each other
     path_penalties: bool = True  # tests, examples, vendored, generated code sink
     dedup: bool = True  # overlapping chunks of one file shown once
+    kind_prior: bool = True  # module chunks (imports, constants, glue) rank below definitions
     fusion: str = "linear"  # linear: weighted normalised scores; rrf: reciprocal ranks
     rrf_k: int = 60
     vector_weight: float = 0.6  # share of the vector score in linear fusion
@@ -30,6 +31,7 @@ class RankingConfig:
     test_penalty: float = 0.4
     example_penalty: float = 0.8
     vendor_penalty: float = 0.5
+    module_penalty: float = 0.7
 
     @classmethod
     def without(cls, *names: str) -> RankingConfig:
@@ -174,6 +176,8 @@ def fuse_and_rank(
             score *= path_factor(words, cand.path)
         if config.path_penalties:
             score *= path_penalty(cand.path, query, config)
+        if config.kind_prior and cand.kind == "module":
+            score *= config.module_penalty
         scores[idx] = score
     if config.file_coherence:
         scores = _file_coherence(scores, candidates, config.coherence_weight)
