@@ -306,17 +306,30 @@ def stop_server(
     console.print("stopped" if daemon.stop(index_dir) else "no server was running")
 
 
-def _changed_since(root: Path, indexed_at: float, limit_seconds: float = 0.5) -> int | None:
-    """Files modified after the last index run (cheap stat walk, capped in time)."""
+def _changed_since(index_dir: Path, indexed_at: float, limit_seconds: float = 2.0) -> int | None:
+    """Files added, modified or removed since the last complete index run.
+
+    Compared with the (size, mtime) snapshot the last run left; without one,
+    files modified after that run. None if the walk takes too long.
+    """
     from codesearch.discover import discover
 
+    try:
+        snapshot = json.loads((index_dir / "files.json").read_text())
+    except (OSError, ValueError):
+        snapshot = None
     started = time.perf_counter()
-    changed = 0
-    for source in discover(root):
-        if source.mtime_ns / 1e9 > indexed_at:
-            changed += 1
+    changed, seen = 0, 0
+    for source in discover(index_dir.parent):
+        if snapshot is None:
+            changed += source.mtime_ns / 1e9 > indexed_at
+        else:
+            seen += source.path in snapshot
+            changed += snapshot.get(source.path) != [source.size, source.mtime_ns]
         if time.perf_counter() - started > limit_seconds:
             return None
+    if snapshot is not None:
+        changed += len(snapshot) - seen  # removed since
     return changed
 
 
@@ -334,7 +347,7 @@ def status(
     manifest = read_manifest(index_dir)
     assert manifest is not None
     size = sum(p.stat().st_size for p in index_dir.rglob("*") if p.is_file())
-    changed = _changed_since(index_dir.parent, manifest.indexed_at)
+    changed = _changed_since(index_dir, manifest.indexed_at)
     data = {
         "index": str(index_dir), "root": str(index_dir.parent), "model": manifest.model,
         "dim": manifest.dim, "precision": manifest.precision, "files": manifest.files,

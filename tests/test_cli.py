@@ -56,6 +56,11 @@ def test_index_query_status_json(minirepo, no_daemon):
     assert status["chunks"] == summary["chunks"] and status["vectors_pending"] == summary["chunks"]
     assert status["model"] == "minilm" and status["dim"] == 384 and not status["complete"]
     assert status["changed_since"] == 0
+    (minirepo / "web/debounce.js").unlink()
+    (minirepo / "src/net/urls.py").write_text("def host(url):\n    return url\n")
+    (minirepo / "src/net/new.py").write_text("def fresh():\n    pass\n")
+    status = json.loads(_run(["status", "--json"], minirepo).stdout)
+    assert status["changed_since"] == 3  # one removed, one modified, one added
 
 
 def test_human_output_shows_location_symbol_and_snippet(minirepo, no_daemon):
