@@ -123,3 +123,25 @@ def test_help_and_status_do_not_import_torch_or_lancedb(minirepo):
     out = subprocess.run([sys.executable, "-c", code], cwd=minirepo, text=True, capture_output=True, timeout=120)
     assert "HEAVY []" in out.stdout, out.stdout + out.stderr
     assert "chunks" in out.stdout
+
+
+def test_eval_self_and_labelled_queries(minirepo, tmp_path, no_daemon):
+    result = _run(["eval", "--self", "--limit", "5", "--json", "--mode", "text"], minirepo)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert 3 <= data["queries"] <= 5
+    labels = [r["label"] for r in data["reports"]]
+    assert labels == ["text (no ranking signals)", "text + ranking signals"]
+    assert not (minirepo / ".codesearch").exists()  # --self indexes a blanked copy, not the repo
+
+    queries = tmp_path / "q.jsonl"
+    queries.write_text(
+        json.dumps({"query": "ReverseString", "relevant": [{"path": "cmd/server/main.go", "start_line": 14, "end_line": 21}]}) + "\n"
+        + json.dumps({"query": "exponential backoff", "relevant": ["src/net/retry.py"]}) + "\n"
+    )
+    result = _run(["eval", str(queries), "--root", str(minirepo), "--json", "--mode", "text"], minirepo)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)["reports"][1]
+    assert report["overall"]["ndcg@10"] == pytest.approx(1.0)
+    result = _run(["eval", str(tmp_path / "missing.jsonl"), "--root", str(minirepo)], minirepo)
+    assert result.exit_code == 1 and "Traceback" not in result.output
