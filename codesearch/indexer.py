@@ -74,6 +74,7 @@ class IndexOptions:
     batch_files: int = 64
     embed_batch: int = 64
     lock_timeout: float = 600.0
+    record_texts: bool = False
 
 
 @dataclass
@@ -92,6 +93,8 @@ class IndexReport:
     skipped_large: int = 0
     seconds_lexical: float = 0.0
     seconds_total: float = 0.0
+    # The texts sent to the model, kept only with IndexOptions(record_texts=True)
+    # (tests count exactly what was re-embedded; a large run must not hold them all).
     embedded_texts: list[str] = field(default_factory=list, repr=False)
 
     @property
@@ -471,27 +474,30 @@ def _vector_tier(
     progress.start("embed", len(pending))
     ordered = sorted(pending, key=lambda item: len(item[1]))  # similar lengths pad less
     if manifest.precision != "float32" and manifest.calibration is None:
-        ordered = _calibrate(store, manifest, ordered, embedder, progress, report)
+        ordered = _calibrate(store, manifest, ordered, embedder, progress, report,
+                             options.record_texts)
     for start in range(0, len(ordered), options.embed_batch):
-        _embed_batch(store, manifest, ordered[start : start + options.embed_batch], embedder, report)
+        part = ordered[start : start + options.embed_batch]
+        _embed_batch(store, manifest, part, embedder, report, options.record_texts)
         progress.advance("embed", min(options.embed_batch, len(ordered) - start))
     progress.finish("embed")
 
 
 def _embed_batch(
     store: IndexStore, manifest: Manifest, part: Sequence[tuple[str, str]], embedder: object,
-    report: IndexReport,
+    report: IndexReport, record: bool = False,
 ) -> None:
     texts = [text for _, text in part]
     vectors = embedder.embed_documents(texts)  # type: ignore[attr-defined]
     store.add_vectors([h for h, _ in part], storage_columns(vectors, manifest))
     report.embedded += len(part)
-    report.embedded_texts.extend(texts)
+    if record:
+        report.embedded_texts.extend(texts)
 
 
 def _calibrate(
     store: IndexStore, manifest: Manifest, ordered: list[tuple[str, str]], embedder: object,
-    progress: Progress, report: IndexReport,
+    progress: Progress, report: IndexReport, record: bool = False,
 ) -> list[tuple[str, str]]:
     """int8 ranges from an even sample of this corpus, persisted before any code is stored."""
     from codesearch.quantize import Calibration
@@ -503,7 +509,8 @@ def _calibrate(
     write_manifest(store.index_dir, manifest)
     store.add_vectors([h for h, _ in sample], storage_columns(vectors, manifest))
     report.embedded += len(sample)
-    report.embedded_texts.extend(text for _, text in sample)
+    if record:
+        report.embedded_texts.extend(text for _, text in sample)
     progress.advance("embed", len(sample))
     taken = {h for h, _ in sample}
     return [item for item in ordered if item[0] not in taken]

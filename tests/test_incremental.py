@@ -13,7 +13,7 @@ from codesearch.store import INDEX_DIRNAME
 
 
 def _index(root: Path, embedder):
-    return build_index(root, IndexOptions(), embedder=embedder)
+    return build_index(root, IndexOptions(record_texts=True), embedder=embedder)
 
 
 def _bump_mtime(path: Path) -> None:
