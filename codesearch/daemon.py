@@ -61,7 +61,7 @@ def request(index_dir: Path, payload: dict[str, Any], timeout: float = 30.0) -> 
 def start(index_dir: Path, idle_seconds: float = DEFAULT_IDLE_SECONDS, wait: float = 60.0) -> bool:
     """Start a server for this index in the background and wait until it answers."""
     log = open(index_dir / "daemon.log", "ab")  # noqa: SIM115 (handed to the child)
-    subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "codesearch", "serve", "--index", str(index_dir),
          "--idle", str(idle_seconds)],
         stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
@@ -73,6 +73,9 @@ def start(index_dir: Path, idle_seconds: float = DEFAULT_IDLE_SECONDS, wait: flo
         answer = request(index_dir, {"op": "ping"}, timeout=2.0)
         if answer and answer.get("ok"):
             return True
+        if proc.poll() is not None:
+            # Exited: it failed (see daemon.log), or another server won the socket.
+            return bool(request(index_dir, {"op": "ping"}, timeout=2.0))
         time.sleep(0.05)
     return False
 
