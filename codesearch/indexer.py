@@ -154,6 +154,40 @@ def chunk_rows(chunks: Sequence[Chunk], fhash: str) -> list[ChunkRow]:
     return rows
 
 
+# Room in the model's input for what embedding_text() puts before the code
+# (path, qualified symbol, their words), so a chunk at the budget is not truncated.
+HEADER_TOKENS = 32
+
+
+def model_budget(profile: ModelProfile) -> ChunkBudget:
+    """Chunk sizes in tokens of the index's model, counted by its own tokenizer.
+
+    Falls back to the ~4 characters a token estimate when the tokenizer file is
+    not on this machine (remote models, weights not downloaded).
+    """
+    from codesearch.models import local_weights
+
+    limit = max(64, profile.max_tokens_cpu - HEADER_TOKENS)
+    folder, _ = local_weights(profile)
+    path = folder / "tokenizer.json" if folder else None
+    if path is None or not path.is_file():
+        return ChunkBudget(max_tokens=limit)
+    try:
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(path))
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+    except Exception:  # noqa: BLE001 (an unreadable tokenizer only costs precision)
+        return ChunkBudget(max_tokens=limit)
+
+    def count_batch(texts: Sequence[str]) -> list[int]:
+        return [len(e.ids) for e in tokenizer.encode_batch(list(texts))]
+
+    return ChunkBudget(max_tokens=limit, count_tokens=lambda t: count_batch([t])[0],
+                       count_batch=count_batch)
+
+
 def _batches(items: Sequence[SourceFile], size: int) -> Iterator[Sequence[SourceFile]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -289,7 +323,7 @@ def build_index(
         write_manifest(index_dir, _mark(manifest, complete=False))
         store = IndexStore(index_dir, dim=manifest.dim, precision=manifest.precision)
         report = IndexReport(root=str(root))
-        _lexical_tier(root, store, options, progress, report)
+        _lexical_tier(root, store, manifest, options, progress, report)
         report.seconds_lexical = time.perf_counter() - started
         _record(index_dir, manifest, store, report, complete=False)
         if options.embed:
@@ -386,7 +420,8 @@ def _changed_files(
 
 
 def _lexical_tier(
-    root: Path, store: IndexStore, options: IndexOptions, progress: Progress, report: IndexReport
+    root: Path, store: IndexStore, manifest: Manifest, options: IndexOptions, progress: Progress,
+    report: IndexReport,
 ) -> None:
     known = store.file_states()
     disc_options = DiscoveryOptions(max_file_bytes=options.max_file_bytes)
@@ -408,11 +443,12 @@ def _lexical_tier(
     report.unreadable = stats.skipped_unreadable
     candidates = _changed_files(files, known)
     fresh = not known and store.count_chunks() == 0
+    budget = model_budget(index_profile(manifest))
     progress.start("chunk", len(candidates))
     for batch in _batches(candidates, options.batch_files * (4 if fresh else 1)):
         states, touched, rows = [], [], []
         for source in batch:
-            result = _chunk_source(source, known.get(source.path), report)
+            result = _chunk_source(source, known.get(source.path), report, budget)
             if result is not None:
                 state, file_rows = result
                 if file_rows is None:
@@ -434,7 +470,7 @@ def _lexical_tier(
 
 
 def _chunk_source(
-    source: SourceFile, previous: FileState | None, report: IndexReport
+    source: SourceFile, previous: FileState | None, report: IndexReport, budget: ChunkBudget
 ) -> tuple[FileState, list[ChunkRow] | None] | None:
     """New file state and chunk rows; rows are None when only size/mtime moved."""
     try:
@@ -450,7 +486,7 @@ def _chunk_source(
                           previous.language, previous.chunks, had_errors)
         return state, None
     report.files_changed += 1
-    chunks = chunk_file(source.path, text, source.language, ChunkBudget())
+    chunks = chunk_file(source.path, text, source.language, budget)
     rows = chunk_rows(chunks, fhash)
     state = FileState(source.path, source.size, source.mtime_ns, fhash,
                       source.language or "text", len(rows), had_errors)

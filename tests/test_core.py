@@ -134,3 +134,21 @@ def test_quantized_index_finds_the_same_answers(minirepo, default_embedder, prec
     build_index(minirepo, IndexOptions(), embedder=default_embedder)
     again = read_manifest(minirepo / INDEX_DIRNAME)
     assert again is not None and again.calibration == manifest.calibration
+
+
+def test_chunk_budget_is_counted_in_the_models_tokens():
+    from codesearch.chunk import chunk_file
+    from codesearch.indexer import HEADER_TOKENS, model_budget
+    from codesearch.models import get_profile
+
+    profile = get_profile("minilm")
+    budget = model_budget(profile)
+    assert budget.count_batch is not None  # the packaged model's own tokenizer
+    assert budget.max_tokens == profile.max_tokens_cpu - HEADER_TOKENS
+    assert budget.count_tokens("readCsvRows") > 2  # WordPiece splits it; 11 chars
+    body = "\n".join(f"    total += compute_value_{i}(items[{i}], weights[{i}])" for i in range(200))
+    source = f"def accumulate(items, weights):\n    total = 0\n{body}\n    return total\n"
+    parts = chunk_file("acc.py", source, "python", budget)
+    assert len(parts) > 4 and {p.symbol for p in parts} == {"accumulate"}
+    sizes = [budget.count_tokens(p.text) for p in parts]
+    assert max(sizes) <= budget.max_tokens * 1.25, sizes
