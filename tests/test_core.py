@@ -138,13 +138,13 @@ def test_quantized_index_finds_the_same_answers(minirepo, default_embedder, prec
 
 def test_chunk_budget_is_counted_in_the_models_tokens():
     from codesearch.chunk import chunk_file
-    from codesearch.indexer import HEADER_TOKENS, model_budget
+    from codesearch.indexer import CHUNK_TOKENS_PER_MODEL_TOKEN, model_budget
     from codesearch.models import get_profile
 
     profile = get_profile("minilm")
     budget = model_budget(profile)
     assert budget.count_batch is not None  # the packaged model's own tokenizer
-    assert budget.max_tokens == profile.max_tokens_cpu - HEADER_TOKENS
+    assert budget.max_tokens == round(profile.max_tokens_cpu * CHUNK_TOKENS_PER_MODEL_TOKEN)
     assert budget.count_tokens("readCsvRows") > 2  # WordPiece splits it; 11 chars
     body = "\n".join(f"    total += compute_value_{i}(items[{i}], weights[{i}])" for i in range(200))
     source = f"def accumulate(items, weights):\n    total = 0\n{body}\n    return total\n"
