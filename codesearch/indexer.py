@@ -159,6 +159,9 @@ def chunk_rows(chunks: Sequence[Chunk], fhash: str) -> list[ChunkRow]:
 # the dev benchmark (hybrid NDCG@10): chunks capped at the model's input minus the
 # header gave 0.661; the earlier ~4 chars/token cap (≈ 1.3x the input) gave 0.683.
 CHUNK_TOKENS_PER_MODEL_TOKEN = 1.25
+# Bump when chunking changes what a file's chunks are: an index made by another
+# version is re-chunked on its next run (vectors of unchanged chunks are reused).
+CHUNKER_VERSION = 2
 
 
 def model_budget(profile: ModelProfile) -> ChunkBudget:
@@ -371,6 +374,8 @@ def _nothing_to_do(
 
     if options.rebuild or (options.embed and not manifest.complete):
         return None
+    if manifest.extra.get("chunker") != CHUNKER_VERSION:
+        return None
     try:
         snapshot = json.loads(_snapshot_path(index_dir).read_text())
     except (OSError, ValueError):
@@ -443,14 +448,16 @@ def _lexical_tier(
     report.skipped_binary = stats.skipped_binary
     report.skipped_large = stats.skipped_large
     report.unreadable = stats.skipped_unreadable
-    candidates = _changed_files(files, known)
+    rechunk = manifest.extra.get("chunker") != CHUNKER_VERSION
+    candidates = list(files) if rechunk else _changed_files(files, known)
     fresh = not known and store.count_chunks() == 0
     budget = model_budget(index_profile(manifest))
     progress.start("chunk", len(candidates))
     for batch in _batches(candidates, options.batch_files * (4 if fresh else 1)):
         states, touched, rows = [], [], []
         for source in batch:
-            result = _chunk_source(source, known.get(source.path), report, budget)
+            previous = None if rechunk else known.get(source.path)
+            result = _chunk_source(source, previous, report, budget)
             if result is not None:
                 state, file_rows = result
                 if file_rows is None:
@@ -465,6 +472,7 @@ def _lexical_tier(
         if touched:
             store.update_files(touched)
     progress.finish("chunk")
+    manifest.extra["chunker"] = CHUNKER_VERSION
     if deleted:
         store.delete_paths(deleted)
     report.files_deleted = len(deleted)

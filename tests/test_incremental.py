@@ -105,3 +105,20 @@ def test_run_with_nothing_to_do_never_opens_lancedb(indexed):
     (indexed / "src/net/urls.py").write_text("def host_of(url):\n    return url.split('/')[2]\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.split()[2:] == ["1", "True"]
+
+
+def test_index_from_another_chunker_version_is_rechunked_reusing_vectors(indexed, default_embedder):
+    from codesearch.store import read_manifest, write_manifest
+
+    index_dir = indexed / INDEX_DIRNAME
+    manifest = read_manifest(index_dir)
+    assert manifest is not None and manifest.extra["chunker"] >= 1
+    manifest.extra["chunker"] = -1  # as if written by an older codesearch
+    write_manifest(index_dir, manifest)
+    again = _index(indexed, default_embedder)
+    assert again.files_changed == again.files >= 9  # every file chunked again
+    assert again.embedded == 0  # same chunk contents: vectors come from the cache
+    from codesearch.indexer import CHUNKER_VERSION
+
+    assert read_manifest(index_dir).extra["chunker"] == CHUNKER_VERSION
+    assert _index(indexed, default_embedder).files_changed == 0
