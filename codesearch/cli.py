@@ -450,7 +450,8 @@ def eval_(
         return
     console.print(f"{len(items)} queries over {len(roots)} corpora", highlight=False)
     console.print(format_comparison(reports), highlight=False, markup=False, soft_wrap=True)
-    best = reports[-1] if rerank else reports[0] if ablation else reports[-1]
+    # Detail the default configuration (first in an ablation), or the last one asked for.
+    best = reports[0] if ablation and not rerank else reports[-1]
     console.print(format_report(best), highlight=False, markup=False, soft_wrap=True)
 
 
