@@ -341,12 +341,12 @@ def status(
     """Where the index is, which model built it, how big and how fresh it is."""
     if not path.exists():
         fail(f"no such folder: {path}")
-    from codesearch.store import read_manifest
+    from codesearch.store import index_size_bytes, read_manifest
 
     index_dir = _find_index(path, None)
     manifest = read_manifest(index_dir)
     assert manifest is not None
-    size = sum(p.stat().st_size for p in index_dir.rglob("*") if p.is_file())
+    size = index_size_bytes(index_dir)
     changed = _changed_since(index_dir, manifest.indexed_at)
     data = {
         "index": str(index_dir), "root": str(index_dir.parent), "model": manifest.model,

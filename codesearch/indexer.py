@@ -200,11 +200,9 @@ def _batches(items: Sequence[SourceFile], size: int) -> Iterator[Sequence[Source
 
 def new_manifest(profile: ModelProfile, dim: int, precision: str) -> Manifest:
     return Manifest(
-        codesearch_version=__version__, model=profile.name, hub_id=profile.hub_id,
-        revision=profile.revision, fingerprint=profile.fingerprint(dim, precision), dim=dim,
-        precision=precision, query_prompt=profile.query_prompt,
-        document_prompt=profile.document_prompt, created_at=time.time(),
-        profile=profile.to_manifest(),
+        codesearch_version=__version__, model=profile.name,
+        fingerprint=profile.fingerprint(dim, precision), dim=dim, precision=precision,
+        created_at=time.time(), profile=profile.to_manifest(),
     )
 
 
@@ -325,7 +323,8 @@ def build_index(
                 return quick
         manifest = existing or wanted
         _snapshot_path(index_dir).unlink(missing_ok=True)
-        write_manifest(index_dir, _mark(manifest, complete=False))
+        manifest.complete = False
+        write_manifest(index_dir, manifest)
         store = IndexStore(index_dir, dim=manifest.dim, precision=manifest.precision)
         report = IndexReport(root=str(root))
         _lexical_tier(root, store, manifest, options, progress, report)
@@ -397,16 +396,13 @@ def _nothing_to_do(
                        vectors_pending=manifest.vectors_pending)
 
 
-def _mark(manifest: Manifest, complete: bool) -> Manifest:
-    manifest.complete = complete
-    return manifest
-
-
 def _record(
     index_dir: Path, manifest: Manifest, store: IndexStore, report: IndexReport, complete: bool
 ) -> None:
     report.chunks_total = store.count_chunks()
-    report.vectors_pending = len(set(store.chunk_hashes()) - store.vector_hashes())
+    # Counted per chunk, as queries count it (chunks may share one content hash).
+    have = store.vector_hashes()
+    report.vectors_pending = sum(h not in have for h in store.chunk_content_hashes())
     manifest.files = store.files.count_rows()
     manifest.chunks = report.chunks_total
     manifest.vectors_pending = report.vectors_pending
@@ -511,6 +507,8 @@ def _vector_tier(
     report: IndexReport,
     embedder: object | None,
 ) -> None:
+    if report.vectors_pending == 0:  # just counted by _record: skip the text scan
+        return
     pending = _pending(store)
     if not pending:
         return

@@ -237,9 +237,14 @@ class Searcher:
             timings["rerank"] = (time.perf_counter() - t) * 1000
         hits = hits[: options.k]
         timings["total"] = (time.perf_counter() - t0) * 1000
-        _, rows = self.vectors() if options.mode != "text" else (None, None)
-        pending = int((rows < 0).sum()) if rows is not None else self.manifest.vectors_pending
-        return SearchResult(query, options.mode, hits, len(catalog), pending, timings)
+        return SearchResult(query, options.mode, hits, len(catalog), self.pending(options.mode), timings)
+
+    def pending(self, mode: str) -> int:
+        """Chunks without a vector; text mode answers from the manifest, loading no vectors."""
+        if mode == "text":
+            return self.manifest.vectors_pending
+        _, rows = self.vectors()
+        return int((rows < 0).sum())
 
     def _attach_text(self, hits: Sequence[Hit], indices: Sequence[int]) -> None:
         ids = [self.catalog.ids[i] for i in indices]

@@ -19,7 +19,6 @@ import importlib.util
 import json
 import os
 import sys
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -81,20 +80,17 @@ class Manifest:
     schema_version: int = SCHEMA_VERSION
     codesearch_version: str = ""
     model: str = ""
-    hub_id: str = ""
-    revision: str | None = None
     fingerprint: str = ""
     dim: int = 0
     precision: str = "float32"
-    query_prompt: str = ""
-    document_prompt: str = ""
     created_at: float = 0.0
     indexed_at: float = 0.0
     files: int = 0
     chunks: int = 0
     vectors_pending: int = 0
     complete: bool = False
-    profile: dict[str, Any] = field(default_factory=dict)  # ModelProfile.to_manifest()
+    # ModelProfile.to_manifest(): hub id, revision, prompts, pooling... (the one copy)
+    profile: dict[str, Any] = field(default_factory=dict)
     calibration: dict[str, Any] | None = None  # int8 ranges, computed once, reused forever
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -329,10 +325,9 @@ class IndexStore:
         rows = self.files.to_arrow().to_pylist()  # small: a few columns a file
         return {r["path"]: FileState(**r) for r in rows}
 
-    def chunk_hashes(self) -> dict[str, str]:
-        """content_hash -> an example chunk id, for every chunk."""
-        table = scan(self.chunks, ["id", "content_hash"])
-        return dict(zip(table["content_hash"].to_pylist(), table["id"].to_pylist(), strict=True))
+    def chunk_content_hashes(self) -> list[str]:
+        """The content hash of every chunk (repeats when chunks share content)."""
+        return scan(self.chunks, ["content_hash"])["content_hash"].to_pylist()
 
     def vector_hashes(self) -> set[str]:
         if self.vectors is None:
@@ -351,8 +346,6 @@ class IndexStore:
     def count_chunks(self) -> int:
         return self.chunks.count_rows()
 
-    def size_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.index_dir.rglob("*") if p.is_file())
 
 
 def vector_columns(table: Any) -> dict[str, np.ndarray]:
@@ -377,5 +370,5 @@ def scan(table: Any, columns: Sequence[str], where: str | None = None) -> Any:
     return query.limit(None).to_arrow()
 
 
-def now() -> float:
-    return time.time()
+def index_size_bytes(index_dir: Path) -> int:
+    return sum(p.stat().st_size for p in index_dir.rglob("*") if p.is_file())
