@@ -440,7 +440,10 @@ def _lexical_tier(
         present = {f.path for f in files}
         deleted = [p for p in known if p not in present]
     progress.finish("discover")
-    report.files = len(files) if options.paths is None else len(known) + len(files)
+    if options.paths is None:
+        report.files = len(files)
+    else:  # files of the index after this run: known ones, new ones, minus removed ones
+        report.files = len(known.keys() | {f.path for f in files}) - len(deleted)
     report.skipped_binary = stats.skipped_binary
     report.skipped_large = stats.skipped_large
     report.unreadable = stats.skipped_unreadable

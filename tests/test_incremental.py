@@ -122,3 +122,14 @@ def test_index_from_another_chunker_version_is_rechunked_reusing_vectors(indexed
 
     assert read_manifest(index_dir).extra["chunker"] == CHUNKER_VERSION
     assert _index(indexed, default_embedder).files_changed == 0
+
+
+def test_path_limited_run_reports_the_index_file_count(indexed, default_embedder):
+    before = _index(indexed, default_embedder).files
+    (indexed / "src/net/urls.py").write_text("def host(url):\n    return url\n")
+    (indexed / "src/net/extra.py").write_text("def extra():\n    return 1\n")
+    (indexed / "web/debounce.js").unlink()
+    report = build_index(indexed, IndexOptions(paths=["src/net/urls.py", "src/net/extra.py", "web/debounce.js"]),
+                         embedder=default_embedder)
+    assert (report.files_changed, report.files_deleted) == (2, 1)
+    assert report.files == before  # one added, one removed
