@@ -85,6 +85,10 @@ class ChunkBudget:
     # Optional: counts of many texts at once (a real tokenizer's batch encode); every
     # line of a file is counted, so one call per file beats one per line.
     count_batch: Callable[[Sequence[str]], list[int]] | None = None
+    # Optional: the model's tokens per character for this file's language, measured
+    # once per index; lines are then charged by length with no tokenizer call.
+    tokens_per_char: float | None = None
+    overhead_tokens: float = 0.0  # special tokens added to every text ([CLS], [SEP])
 
 
 MINIFIED_MEAN_LINE = 300
@@ -217,7 +221,11 @@ class _LineCosts:
 
     def __init__(self, lines: Sequence[str], budget: ChunkBudget) -> None:
         count = budget.count_tokens
-        if budget.count_batch is not None:
+        if budget.tokens_per_char is not None:
+            self.overhead = budget.overhead_tokens
+            rate = budget.tokens_per_char
+            per_line: list[float] = [(len(line) + 1) * rate for line in lines]
+        elif budget.count_batch is not None:
             # The model's tokenizer run over the start of the file gives this file's
             # tokens per character; lines are charged by length at that rate.
             # Tokenizing every line on its own was 5x slower than all of chunking.
@@ -225,7 +233,7 @@ class _LineCosts:
             empty, counted = budget.count_batch(["", sample])
             self.overhead = float(empty)
             rate = max(0.0, counted - empty) / max(1, len(sample))
-            per_line: list[float] = [(len(line) + 1) * rate for line in lines]
+            per_line = [(len(line) + 1) * rate for line in lines]
         elif count is approx_tokens:
             self.overhead = 0.0
             per_line = [(len(line) + 1) / 4 for line in lines]

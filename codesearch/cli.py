@@ -140,7 +140,7 @@ def index(
 
     options = IndexOptions(
         model=model, dim=dim, precision=precision, backend=backend, rebuild=rebuild,
-        embed=not (lexical_only or background), max_file_bytes=max_file_size,
+        embed=not (lexical_only or background), max_file_bytes=max_file_size, serve=True,
         query_prompt=parse_prompt(query_prompt) if query_prompt is not None else None,
         document_prompt=parse_prompt(document_prompt) if document_prompt is not None else None,
     )
@@ -237,6 +237,7 @@ def query(
     if k < 1:
         fail("-k must be at least 1", 2)
     index_dir = _find_index(Path.cwd(), index_path)
+    _wait_until_queryable(index_dir, quiet=as_json)
     from codesearch.results import SearchOptions
 
     rerank = None if no_rerank else (rerank or os.environ.get("CODESEARCH_RERANK") or None)
@@ -267,6 +268,35 @@ def query(
         console.print("the index is empty: no source files were found when it was built")
         return
     render_hits(console, result, lines)
+
+
+def _wait_until_queryable(index_dir: Path, quiet: bool, timeout: float = 900.0) -> None:
+    """A first build still in its full-text tier: wait for it rather than fail."""
+    import time
+
+    from codesearch.lock import current_holder
+    from codesearch.store import IndexError_, read_manifest
+
+    def ready() -> bool:
+        try:
+            manifest = read_manifest(index_dir)
+        except IndexError_ as err:
+            fail(str(err))
+        return manifest is None or manifest.indexed_at > 0
+
+    deadline = time.monotonic() + timeout
+    said = False
+    while not ready():
+        if current_holder(index_dir) is None:
+            if ready():  # finished between the two looks
+                return
+            fail("the first `codesearch index` run here did not finish: run it again")
+        if time.monotonic() > deadline:
+            fail(f"gave up after {timeout:.0f} s waiting for `codesearch index` to finish")
+        if not said and not quiet:
+            err_console.print("[dim]waiting for `codesearch index` to finish the full-text tier[/]")
+            said = True
+        time.sleep(0.05)
 
 
 def _query_daemon(index_dir: Path, text: str, options: Any) -> dict[str, Any] | None:

@@ -58,8 +58,7 @@ def request(index_dir: Path, payload: dict[str, Any], timeout: float = 30.0) -> 
         return None
 
 
-def start(index_dir: Path, idle_seconds: float = DEFAULT_IDLE_SECONDS, wait: float = 60.0) -> bool:
-    """Start a server for this index in the background and wait until it answers."""
+def _launch(index_dir: Path, idle_seconds: float) -> subprocess.Popen[bytes]:
     log = open(index_dir / "daemon.log", "ab")  # noqa: SIM115 (handed to the child)
     proc = subprocess.Popen(
         [sys.executable, "-m", "codesearch", "serve", "--index", str(index_dir),
@@ -68,6 +67,12 @@ def start(index_dir: Path, idle_seconds: float = DEFAULT_IDLE_SECONDS, wait: flo
         env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
     )
     log.close()
+    return proc
+
+
+def start(index_dir: Path, idle_seconds: float = DEFAULT_IDLE_SECONDS, wait: float = 60.0) -> bool:
+    """Start a server for this index in the background and wait until it answers."""
+    proc = _launch(index_dir, idle_seconds)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         answer = request(index_dir, {"op": "ping"}, timeout=2.0)
@@ -104,14 +109,16 @@ def options_from_dict(data: dict[str, Any]) -> Any:
 
 
 class _State:
-    def __init__(self, index_dir: Path, idle_seconds: float):
+    def __init__(self, index_dir: Path, idle_seconds: float, embedder: Any = None):
         self.index_dir = index_dir
         self.idle_seconds = idle_seconds
         self.last_used = time.monotonic()
         self.lock = threading.Lock()
         self.searcher: Any = None
-        self.embedder: Any = None
+        # An indexer serving on a thread lends its model: no second copy, no load time.
+        self.embedder: Any = embedder
         self.manifest_mtime = -1
+        self.queries = 0
 
     def current_searcher(self) -> Any:
         from codesearch.search import Searcher
@@ -121,22 +128,25 @@ class _State:
             # The embedder survives reloads: the model does not change without --rebuild,
             # and a rebuild with another model changes the manifest's fingerprint.
             old = self.searcher
-            self.searcher = Searcher(self.index_dir, embedder=None)
+            self.searcher = Searcher(self.index_dir, embedder=self.embedder)
             if old is not None and old.manifest.fingerprint == self.searcher.manifest.fingerprint:
-                self.searcher._embedder = old._embedder
+                self.searcher._embedder = self.searcher._embedder or old._embedder
             self.manifest_mtime = mtime
         return self.searcher
 
 
-def serve(index_dir: Path, idle_seconds: float = DEFAULT_IDLE_SECONDS) -> int:
+class _Server(socketserver.ThreadingUnixStreamServer):
+    daemon_threads = True
+    socket_inode = 0  # of the socket file this server bound (the path may be reused)
+
+
+def _bind(state: _State) -> _Server:
+    """A server answering for `state`'s index on its socket (replacing a dead socket file)."""
     from codesearch.render import result_to_json
 
-    path = socket_path(index_dir)
-    if request(index_dir, {"op": "ping"}, timeout=2.0):
-        return 0  # another server already answers for this index
+    path = socket_path(state.index_dir)
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
-    state = _State(index_dir, idle_seconds)
 
     class Handler(socketserver.StreamRequestHandler):
         def handle(self) -> None:
@@ -150,11 +160,17 @@ def serve(index_dir: Path, idle_seconds: float = DEFAULT_IDLE_SECONDS) -> int:
             if payload_is_stop(line):
                 threading.Thread(target=server.shutdown, daemon=True).start()
 
-    class Server(socketserver.ThreadingUnixStreamServer):
-        daemon_threads = True
-
-    server = Server(str(path), Handler)
+    server = _Server(str(path), Handler)
     os.chmod(path, 0o600)
+    server.socket_inode = os.stat(path).st_ino
+    return server
+
+
+def serve(index_dir: Path, idle_seconds: float = DEFAULT_IDLE_SECONDS) -> int:
+    if request(index_dir, {"op": "ping"}, timeout=2.0):
+        return 0  # another server already answers for this index
+    state = _State(index_dir, idle_seconds)
+    server = _bind(state)
     watchdog = threading.Thread(target=_idle_watch, args=(state, server), daemon=True)
     watchdog.start()
     try:
@@ -162,9 +178,62 @@ def serve(index_dir: Path, idle_seconds: float = DEFAULT_IDLE_SECONDS) -> int:
         server.serve_forever(poll_interval=0.5)
     finally:
         server.server_close()
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+        _unlink_if_ours(index_dir, server)
     return 0
+
+
+def _unlink_if_ours(index_dir: Path, server: _Server) -> None:
+    """Remove the socket file unless another server has bound the path since."""
+    path = socket_path(index_dir)
+    with contextlib.suppress(OSError):
+        if os.stat(path).st_ino == server.socket_inode:
+            path.unlink()
+
+
+class ThreadServer:
+    """The query server on a thread of another process: an indexer answers queries
+    while it embeds, so the first query after the full-text tier pays no start-up
+    (a separate server would import LanceDB and open the tables first: 1.5 s or more).
+    """
+
+    def __init__(self, index_dir: Path, embedder: Any = None):
+        self.index_dir = index_dir
+        self.state = _State(index_dir, idle_seconds=float("inf"), embedder=embedder)
+        self.server = _bind(self.state)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
+                                       name="codesearch-query-server", daemon=True)
+        self.thread.start()
+
+    def lend_embedder(self, embedder: Any) -> None:
+        with self.state.lock:
+            self.state.embedder = embedder
+            if self.state.searcher is not None and self.state.searcher._embedder is None:
+                self.state.searcher._embedder = embedder
+
+    @property
+    def queries(self) -> int:
+        return self.state.queries
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        _unlink_if_ours(self.index_dir, self.server)
+
+
+def serve_in_thread(index_dir: Path, embedder: Any = None) -> ThreadServer | None:
+    """Start answering queries for this index on a thread; None if a server already answers."""
+    if request(index_dir, {"op": "ping"}, timeout=2.0):
+        return None
+    try:
+        return ThreadServer(index_dir, embedder)
+    except OSError:
+        return None  # no socket here (permissions, path): queries fall back as usual
+
+
+def spawn(index_dir: Path, idle_seconds: float = DEFAULT_IDLE_SECONDS) -> None:
+    """Start a standalone server without waiting for it (an indexer hands over on exit)."""
+    with contextlib.suppress(OSError):
+        _launch(index_dir, idle_seconds)
 
 
 def payload_is_stop(line: bytes) -> bool:
@@ -190,6 +259,7 @@ def _answer(state: _State, payload: dict[str, Any], to_json: Any) -> dict[str, A
     if op == "stop":
         return {"ok": True}
     if op == "search":
+        state.queries += 1
         with state.lock:
             searcher = state.current_searcher()
             options = options_from_dict(payload.get("options", {}))

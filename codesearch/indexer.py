@@ -7,20 +7,30 @@ next run (or by `index --background`).
 
 from __future__ import annotations
 
-import hashlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from codesearch import __version__
-from codesearch.chunk import Chunk, ChunkBudget, chunk_file
-from codesearch.discover import DiscoveryOptions, DiscoveryStats, SourceFile, discover, read_text
+from codesearch.chunk import ChunkBudget
+from codesearch.discover import DiscoveryOptions, DiscoveryStats, SourceFile, discover
 from codesearch.lock import index_lock
 from codesearch.models import DEFAULT_MODEL, ModelProfile, resolve_model, validate_dim
+from codesearch.rows import (  # noqa: F401 (content_hash, chunk_rows: re-exported)
+    BudgetSpec,
+    ChunkJob,
+    RowPool,
+    chunk_rows,
+    content_hash,
+    file_hash,
+    make_budget,
+    tokenizer_file,
+    tokenizer_rate,
+)
 from codesearch.store import (
     INDEX_DIRNAME,
     ChunkRow,
@@ -31,7 +41,10 @@ from codesearch.store import (
     read_manifest,
     write_manifest,
 )
-from codesearch.tokens import lexical_text, path_words, symbol_words
+from codesearch.tokens import path_words, symbol_words
+
+if TYPE_CHECKING:
+    from codesearch.daemon import ThreadServer
 
 
 class Progress(Protocol):
@@ -75,6 +88,8 @@ class IndexOptions:
     embed_batch: int = 64
     lock_timeout: float = 600.0
     record_texts: bool = False
+    # Answer queries on a socket while embedding (the CLI's `index`; off for library use).
+    serve: bool = False
 
 
 @dataclass
@@ -109,49 +124,12 @@ def index_dir_for(root: Path) -> Path:
     return root / INDEX_DIRNAME
 
 
-def file_hash(data: str) -> str:
-    return hashlib.blake2b(data.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-
-
-def content_hash(chunk: Chunk) -> str:
-    """Key of the embedding cache: what the vector depends on, minus the path.
-
-    Leaving the path out means a moved or copied definition is never embedded
-    twice; its vector keeps the path words of its first location, a small cost.
-    """
-    context = getattr(chunk, "context", "")
-    blob = "\x1f".join((chunk.kind, chunk.symbol, context, chunk.text))
-    return hashlib.blake2b(blob.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
-
-
 def embedding_text(path: str, symbol: str, context: str, text: str) -> str:
     """What the model reads: path and qualified symbol (also as plain words), then the code."""
     header = f"{path} {symbol}".strip()
     words = " ".join(dict.fromkeys((symbol_words(symbol) + " " + path_words(path)).split()))
     body = f"{context}\n{text}" if context else text
     return f"{header}\n{words}\n{body}"
-
-
-def chunk_rows(chunks: Sequence[Chunk], fhash: str) -> list[ChunkRow]:
-    rows = []
-    for c in chunks:
-        chash = content_hash(c)
-        context = getattr(c, "context", "")
-        row_id = hashlib.blake2b(
-            f"{c.path}\x1f{c.start_line}\x1f{c.end_line}\x1f{chash}".encode("utf-8", "surrogatepass"),
-            digest_size=12,
-        ).hexdigest()
-        rows.append(
-            ChunkRow(
-                id=row_id, path=c.path, language=c.language, symbol=c.symbol, kind=c.kind,
-                start_line=c.start_line, end_line=c.end_line, text=c.text, context=context,
-                content_type=c.content_type, content_hash=chash, file_hash=fhash,
-                lex_symbol=f"{symbol_words(c.symbol)} {c.kind}".strip(),
-                lex_path=path_words(c.path),
-                lex_body=lexical_text(f"{context}\n{c.text}" if context else c.text),
-            )
-        )
-    return rows
 
 
 # Chunks may run past the model's input: the model reads the head (header, signature,
@@ -161,10 +139,10 @@ def chunk_rows(chunks: Sequence[Chunk], fhash: str) -> list[ChunkRow]:
 CHUNK_TOKENS_PER_MODEL_TOKEN = 1.25
 # Bump when chunking changes what a file's chunks are: an index made by another
 # version is re-chunked on its next run (vectors of unchanged chunks are reused).
-CHUNKER_VERSION = 2
+CHUNKER_VERSION = 3  # 3: one token rate per tokenizer (REFERENCE_CODE), not per file
 
 
-def model_budget(profile: ModelProfile) -> ChunkBudget:
+def budget_spec(profile: ModelProfile) -> BudgetSpec:
     """Chunk sizes in tokens of the index's model, counted by its own tokenizer.
 
     Falls back to the ~4 characters a token estimate when the tokenizer file is
@@ -174,28 +152,11 @@ def model_budget(profile: ModelProfile) -> ChunkBudget:
 
     limit = max(64, round(profile.max_tokens_cpu * CHUNK_TOKENS_PER_MODEL_TOKEN))
     folder, _ = local_weights(profile)
-    path = folder / "tokenizer.json" if folder else None
-    if path is None or not path.is_file():
-        return ChunkBudget(max_tokens=limit)
-    try:
-        from tokenizers import Tokenizer
-
-        tokenizer = Tokenizer.from_file(str(path))
-        tokenizer.no_truncation()
-        tokenizer.no_padding()
-    except Exception:  # noqa: BLE001 (an unreadable tokenizer only costs precision)
-        return ChunkBudget(max_tokens=limit)
-
-    def count_batch(texts: Sequence[str]) -> list[int]:
-        return [len(e.ids) for e in tokenizer.encode_batch(list(texts))]
-
-    return ChunkBudget(max_tokens=limit, count_tokens=lambda t: count_batch([t])[0],
-                       count_batch=count_batch)
+    return tokenizer_rate(BudgetSpec(max_tokens=limit, tokenizer_file=tokenizer_file(folder)))
 
 
-def _batches(items: Sequence[SourceFile], size: int) -> Iterator[Sequence[SourceFile]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def model_budget(profile: ModelProfile) -> ChunkBudget:
+    return make_budget(budget_spec(profile))
 
 
 def new_manifest(profile: ModelProfile, dim: int, precision: str) -> Manifest:
@@ -325,23 +286,55 @@ def build_index(
         _snapshot_path(index_dir).unlink(missing_ok=True)
         manifest.complete = False
         write_manifest(index_dir, manifest)
-        store = IndexStore(index_dir, dim=manifest.dim, precision=manifest.precision)
         report = IndexReport(root=str(root))
-        _lexical_tier(root, store, manifest, options, progress, report)
+        store = _lexical_tier(root, index_dir, manifest, options, progress, report,
+                              new=existing is None)
         report.seconds_lexical = time.perf_counter() - started
-        _record(index_dir, manifest, store, report, complete=False)
-        if options.embed:
-            _vector_tier(store, manifest, options, progress, report, embedder)
-        # Compaction costs about 1 s on a 10k-chunk index, and rows written since the
-        # last one are searchable anyway: skip it when nothing was written, and leave
-        # it to the next embedding run after a lexical-only update of a few paths (hook).
-        wrote = report.chunks_written or report.files_deleted or report.embedded
-        if wrote and (options.embed or options.paths is None):
-            store.optimize()
-        _record(index_dir, manifest, store, report, complete=True)
-        _write_snapshot(index_dir, store)
+        # Bound before the manifest says the full-text tier is ready, so a query that
+        # waited for it finds this process answering (see cli.query).
+        server = _serve_queries(index_dir) if options.serve and options.embed else None
+        try:
+            _record(index_dir, manifest, store, report, complete=False)
+            if options.embed:
+                if server is not None and embedder is None and report.vectors_pending:
+                    progress.message(f"loading model {manifest.model}")
+                    embedder = load_index_embedder(index_profile(manifest), manifest.dim,
+                                                   index_backend(manifest))
+                    server.lend_embedder(embedder)
+                _vector_tier(store, manifest, options, progress, report, embedder)
+            # Compaction costs about 1 s on a 10k-chunk index, and rows written since the
+            # last one are searchable anyway: skip it when nothing was written, and leave
+            # it to the next embedding run after a lexical-only update of a few paths (hook).
+            wrote = report.chunks_written or report.files_deleted or report.embedded
+            if wrote and (options.embed or options.paths is None):
+                store.optimize()
+            _record(index_dir, manifest, store, report, complete=True)
+            _write_snapshot(index_dir, store)
+        finally:
+            if server is not None:
+                _hand_over(index_dir, server)
     report.seconds_total = time.perf_counter() - started
     return report
+
+
+def _serve_queries(index_dir: Path) -> ThreadServer | None:
+    """Answer queries from this process while it embeds (unless a server already does)."""
+    import os
+
+    if os.environ.get("CODESEARCH_NO_DAEMON", "") not in ("", "0"):
+        return None
+    from codesearch.daemon import serve_in_thread
+
+    return serve_in_thread(index_dir)
+
+
+def _hand_over(index_dir: Path, server: ThreadServer) -> None:
+    """Stop serving; if anyone queried meanwhile, leave a standalone server behind."""
+    from codesearch.daemon import spawn
+
+    server.close()
+    if server.queries:
+        spawn(index_dir)
 
 
 def _snapshot_path(index_dir: Path) -> Path:
@@ -423,83 +416,96 @@ def _changed_files(
 
 
 def _lexical_tier(
-    root: Path, store: IndexStore, manifest: Manifest, options: IndexOptions, progress: Progress,
-    report: IndexReport,
-) -> None:
-    known = store.file_states()
+    root: Path, index_dir: Path, manifest: Manifest, options: IndexOptions, progress: Progress,
+    report: IndexReport, new: bool,
+) -> IndexStore:
+    """Chunk what changed and write it with its full-text columns; returns the open store.
+
+    For a new index the chunking pool starts before LanceDB is imported (about
+    1 s), so workers chunk while this process opens the store.
+    """
     disc_options = DiscoveryOptions(max_file_bytes=options.max_file_bytes)
     stats = DiscoveryStats()
     progress.start("discover", None)
+    gone: list[str] | None = None
     if options.paths is not None:
         from codesearch.discover import files_from_paths
 
         files, gone = files_from_paths(root, options.paths, disc_options)
-        deleted = [p for p in gone if p in known]
     else:
         files = list(discover(root, disc_options, stats))
-        present = {f.path for f in files}
-        deleted = [p for p in known if p not in present]
     progress.finish("discover")
-    if options.paths is None:
-        report.files = len(files)
-    else:  # files of the index after this run: known ones, new ones, minus removed ones
-        report.files = len(known.keys() | {f.path for f in files}) - len(deleted)
     report.skipped_binary = stats.skipped_binary
     report.skipped_large = stats.skipped_large
     report.unreadable = stats.skipped_unreadable
-    rechunk = manifest.extra.get("chunker") != CHUNKER_VERSION
-    candidates = list(files) if rechunk else _changed_files(files, known)
-    fresh = not known and store.count_chunks() == 0
-    budget = model_budget(index_profile(manifest))
-    progress.start("chunk", len(candidates))
-    for batch in _batches(candidates, options.batch_files * (4 if fresh else 1)):
-        states, touched, rows = [], [], []
-        for source in batch:
-            previous = None if rechunk else known.get(source.path)
-            result = _chunk_source(source, previous, report, budget)
-            if result is not None:
-                state, file_rows = result
-                if file_rows is None:
-                    touched.append(state)
-                else:
-                    states.append(state)
-                    rows.extend(file_rows)
-            progress.advance("chunk")
-        if states:
-            store.replace_files(states, rows, fresh=fresh)
-            report.chunks_written += len(rows)
-        if touched:
-            store.update_files(touched)
-    progress.finish("chunk")
+    spec = budget_spec(index_profile(manifest))
+    pool = RowPool([ChunkJob(f) for f in files], spec).start() if new else None
+    try:
+        store = IndexStore(index_dir, dim=manifest.dim, precision=manifest.precision)
+        known = store.file_states()
+        if gone is not None:
+            deleted = [p for p in gone if p in known]
+            # Files of the index after this run: known ones, new ones, minus removed ones.
+            report.files = len(known.keys() | {f.path for f in files}) - len(deleted)
+        else:
+            present = {f.path for f in files}
+            deleted = [p for p in known if p not in present]
+            report.files = len(files)
+        if pool is None:
+            rechunk = manifest.extra.get("chunker") != CHUNKER_VERSION
+            candidates = list(files) if rechunk else _changed_files(files, known)
+            jobs = [ChunkJob(f, None if rechunk else known.get(f.path)) for f in candidates]
+            pool = RowPool(jobs, spec)
+        # A crashed first build leaves rows behind: its rerun must replace, not append.
+        fresh = not known and store.count_chunks() == 0
+        _write_rows(store, pool, options.batch_files * (4 if fresh else 1), fresh, progress, report)
+    finally:
+        if pool is not None:
+            pool.close()
     manifest.extra["chunker"] = CHUNKER_VERSION
     if deleted:
         store.delete_paths(deleted)
     report.files_deleted = len(deleted)
     store.ensure_fts()
+    return store
 
 
-def _chunk_source(
-    source: SourceFile, previous: FileState | None, report: IndexReport, budget: ChunkBudget
-) -> tuple[FileState, list[ChunkRow] | None] | None:
-    """New file state and chunk rows; rows are None when only size/mtime moved."""
-    try:
-        text, had_errors = read_text(source)
-    except OSError:
-        report.unreadable += 1
-        return None
-    fhash = file_hash(text)
-    report.decode_errors += int(had_errors)
-    if previous is not None and previous.file_hash == fhash:
-        # Touched but not changed: refresh size/mtime only (rows stay as they are).
-        state = FileState(source.path, source.size, source.mtime_ns, fhash,
-                          previous.language, previous.chunks, had_errors)
-        return state, None
-    report.files_changed += 1
-    chunks = chunk_file(source.path, text, source.language, budget)
-    rows = chunk_rows(chunks, fhash)
-    state = FileState(source.path, source.size, source.mtime_ns, fhash,
-                      source.language or "text", len(rows), had_errors)
-    return state, rows
+def _write_rows(
+    store: IndexStore, pool: RowPool, write_files: int, fresh: bool, progress: Progress,
+    report: IndexReport,
+) -> None:
+    states: list[FileState] = []
+    touched: list[FileState] = []
+    rows: list[ChunkRow] = []
+
+    def flush() -> None:
+        if states:
+            store.replace_files(states, rows, fresh=fresh)
+            report.chunks_written += len(rows)
+        if touched:
+            store.update_files(touched)
+        states.clear()
+        touched.clear()
+        rows.clear()
+
+    progress.start("chunk", len(pool.jobs))
+    for batch in pool.results():
+        for item in batch.files:
+            if item.state is None:
+                report.unreadable += 1
+                continue
+            report.decode_errors += int(item.decode_error)
+            if item.rows is None:
+                touched.append(item.state)
+            else:
+                report.files_changed += 1
+                states.append(item.state)
+                rows.extend(item.rows)
+        progress.advance("chunk", len(batch.files))
+        if len(states) + len(touched) >= write_files:
+            flush()
+    flush()
+    progress.finish("chunk")
 
 
 def _vector_tier(

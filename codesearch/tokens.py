@@ -51,9 +51,32 @@ def expand_words(text: str) -> list[str]:
     return words
 
 
+# Bytes that can be part of an identifier (_WORD matches ASCII only, so every other
+# byte, UTF-8 sequences included, separates words exactly as the regex does).
+_WORD_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+_SEPARATE = bytes(b if b in _WORD_BYTES else 0x20 for b in range(256))
+_lexical_words: dict[bytes, str] = {}
+
+
+def _lexical_word(token: bytes) -> str:
+    # A token may still hold several _WORD matches ("2to3" -> "2", "to3").
+    words = " ".join(w for ident in _WORD.findall(token.decode("ascii")) for w in _expanded(ident))
+    if len(_lexical_words) < 1 << 20:
+        _lexical_words[token] = words
+    return words
+
+
 def lexical_text(text: str) -> str:
-    """Text for the full-text index: whole identifiers plus their split parts."""
-    return " ".join(expand_words(text))
+    """Text for the full-text index: whole identifiers plus their split parts.
+
+    The same words as `expand_words`, twice as fast: a byte table splits the
+    text and each distinct token is expanded once (this runs over every line
+    of a repository before its first query).
+    """
+    tokens = text.encode("utf-8", "surrogatepass").translate(_SEPARATE).split()
+    seen = _lexical_words
+    # filter(None, ...) drops tokens with no word ("_"), as expand_words does.
+    return " ".join(filter(None, [seen[t] if t in seen else _lexical_word(t) for t in tokens]))
 
 
 @lru_cache(maxsize=4096)

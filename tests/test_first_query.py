@@ -1,0 +1,168 @@
+"""Time to the first answer: chunking in a process pool, the indexer answering queries
+while it embeds, and a query that waits for a first build's full-text tier."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from codesearch import daemon
+from codesearch.discover import DiscoveryOptions, discover
+from codesearch.indexer import IndexOptions, budget_spec, build_index
+from codesearch.lock import index_lock
+from codesearch.models import get_profile
+from codesearch.rows import ChunkJob, RowPool
+from codesearch.store import INDEX_DIRNAME, read_manifest, write_manifest
+from codesearch.tokens import expand_words, lexical_text
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+def test_pool_workers_produce_exactly_the_in_process_rows() -> None:
+    files = list(discover(FIXTURES, DiscoveryOptions()))
+    assert len(files) > 30 and len({f.language for f in files}) > 10
+    jobs = [ChunkJob(f) for f in files]
+    spec = budget_spec(get_profile("minilm"))
+    with RowPool(jobs, spec, workers=0) as pool:
+        here = [item for batch in pool.results() for item in batch.files]
+    with RowPool(jobs, spec, workers=2) as pool:
+        assert pool.start()._executor is not None  # really in worker processes
+        there = [item for batch in pool.results() for item in batch.files]
+    assert [f.state for f in there] == [f.state for f in here]
+    assert [f.rows for f in there] == [f.rows for f in here]
+    assert sum(len(f.rows or []) for f in here) > 100
+
+
+@pytest.mark.parametrize("text", [
+    "readCsvFile(path) + HTTPServer_v2", "caf\u00e9 na\u00efve __init__ _ __", "2to3 x1y2 0x1F",
+    "emoji \U0001f600done\tTabs\nnew_line", "bad \udcff surrogate", "", "   ",
+])
+def test_fast_lexical_text_equals_the_reference_words(text: str) -> None:
+    assert lexical_text(text).split() == expand_words(text)
+
+
+def test_a_files_chunks_do_not_depend_on_the_other_files(tmp_path: Path) -> None:
+    """The token rate is fixed per tokenizer, so the same file chunks the same anywhere
+    (and an incremental index ends identical to a clean build)."""
+    source = FIXTURES / "minirepo"
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(source / "src/dataio/tables.py", alone / "tables.py")
+    crowd = tmp_path / "crowd"
+    shutil.copytree(FIXTURES, crowd)
+    shutil.copy(source / "src/dataio/tables.py", crowd / "tables.py")
+
+    def rows(root: Path) -> list[tuple]:
+        build_index(root, IndexOptions(embed=False))
+        from codesearch.store import IndexStore, scan
+
+        table = scan(IndexStore(root / INDEX_DIRNAME).chunks, ["path", "start_line", "end_line", "id"])
+        return sorted(r for r in zip(*(table[c].to_pylist() for c in table.column_names), strict=True)
+                      if r[0] == "tables.py")
+
+    assert rows(alone) == rows(crowd) != []
+
+
+class _GatedEmbedder:
+    """The real model, held at its first document batch until the test opens the gate."""
+
+    def __init__(self, inner: object):
+        self.inner = inner
+        self.gate = threading.Event()
+        self.waiting = threading.Event()
+
+    def embed_documents(self, texts):  # noqa: ANN001, ANN201
+        self.waiting.set()
+        assert self.gate.wait(120), "test never opened the gate"
+        return self.inner.embed_documents(texts)  # type: ignore[attr-defined]
+
+    def embed_queries(self, texts):  # noqa: ANN001, ANN201
+        return self.inner.embed_queries(texts)  # type: ignore[attr-defined]
+
+
+def test_indexer_answers_queries_while_it_embeds(minirepo: Path, default_embedder: object,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CODESEARCH_NO_DAEMON", raising=False)
+    index_dir = minirepo / INDEX_DIRNAME
+    embedder = _GatedEmbedder(default_embedder)
+    done: list[object] = []
+    worker = threading.Thread(target=lambda: done.append(
+        build_index(minirepo, IndexOptions(serve=True), embedder=embedder)))
+    worker.start()
+    try:
+        assert embedder.waiting.wait(120), "embedding never started"
+        manifest = read_manifest(index_dir)
+        assert manifest is not None and manifest.indexed_at > 0 and manifest.vectors_pending > 0
+        ping = daemon.request(index_dir, {"op": "ping"})
+        assert ping is not None and ping["pid"] == os.getpid()  # the indexer itself answers
+        payload = {"op": "search", "query": "ReverseString", "options": {"k": 3, "mode": "hybrid"}}
+        answer = daemon.request(index_dir, payload)
+        assert answer is not None and answer["ok"], answer
+        assert answer["result"]["results"][0]["symbol"] == "ReverseString"
+        assert answer["result"]["vectors_pending"] == manifest.vectors_pending
+    finally:
+        embedder.gate.set()
+        worker.join(300)
+    try:
+        assert done and done[0].vectors_pending == 0  # type: ignore[attr-defined]
+        # It was queried, so it left a standalone server behind when it finished.
+        deadline = time.monotonic() + 60
+        after = None
+        while after is None and time.monotonic() < deadline:
+            after = daemon.request(index_dir, {"op": "ping"})
+            time.sleep(0.1)
+        assert after is not None and after["pid"] != os.getpid()
+    finally:
+        daemon.stop(index_dir)
+
+
+def test_an_unqueried_indexer_leaves_no_server(minirepo: Path, default_embedder: object,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CODESEARCH_NO_DAEMON", raising=False)
+    build_index(minirepo, IndexOptions(serve=True), embedder=default_embedder)
+    index_dir = minirepo / INDEX_DIRNAME
+    assert not daemon.socket_path(index_dir).exists()
+    assert daemon.request(index_dir, {"op": "ping"}) is None
+
+
+def _query(root: Path, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "CODESEARCH_NO_DAEMON": "1"}
+    return subprocess.Popen([sys.executable, "-m", "codesearch", "query", *args], cwd=root,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_query_waits_for_a_first_build_then_answers(minirepo: Path) -> None:
+    build_index(minirepo, IndexOptions(embed=False))
+    index_dir = minirepo / INDEX_DIRNAME
+    built = read_manifest(index_dir)
+    assert built is not None
+    with index_lock(index_dir):  # a first build in its full-text tier, as the query sees it
+        write_manifest(index_dir, replace(built, indexed_at=0.0))
+        proc = _query(minirepo, "ReverseString", "--mode", "text", "--json")
+        time.sleep(2.0)
+        assert proc.poll() is None, proc.communicate()  # still waiting, not failing
+        write_manifest(index_dir, built)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert json.loads(out)["results"][0]["symbol"] == "ReverseString"
+
+
+def test_query_on_an_abandoned_first_build_fails_in_one_line(minirepo: Path) -> None:
+    build_index(minirepo, IndexOptions(embed=False))
+    index_dir = minirepo / INDEX_DIRNAME
+    built = read_manifest(index_dir)
+    assert built is not None
+    write_manifest(index_dir, replace(built, indexed_at=0.0))  # killed before its first tier
+    proc = _query(minirepo, "ReverseString")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    assert "did not finish" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
