@@ -168,6 +168,8 @@ class EmbeddingCache:
                 except FileNotFoundError:
                     vanished = True
                     continue
+                except OSError:  # unreadable (permissions, I/O error): a miss
+                    shard = None
                 searched.add(path.name)
                 if shard is not None:
                     queries, names = _take(shard, queries, names, found)

@@ -307,3 +307,14 @@ def test_cache_key_ignores_storage_precision_but_not_runtime_or_recipe() -> None
     others = {cache_key(profile, 384, "onnx-int8", "r1"), cache_key(profile, 384, "torch", "r1"),
               cache_key(profile, 384, "onnx", "r2")}
     assert base not in others and len(others) == 3
+
+
+def test_unusable_cache_folder_is_no_cache(tmp_path: Path) -> None:
+    profile = get_profile(DEFAULT_MODEL)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache root should be")
+    assert EmbeddingCache.open(profile, 384, "onnx", root=blocker) is None
+    cache = EmbeddingCache.open(profile, 384, "onnx", root=tmp_path / "ok")
+    assert cache is not None and json.loads((cache.folder / "about.json").read_text())["dim"] == 384
+    shutil.rmtree(cache.folder)  # removed by a clean-up while an indexer runs
+    assert cache.store(["x"], _unit_rows(1, 384, 0)) == 0 and cache.lookup(["x"]) == {}
