@@ -162,6 +162,7 @@ def index(
         "root": report.root, "files": report.files, "files_changed": report.files_changed,
         "files_deleted": report.files_deleted, "chunks": report.chunks_total,
         "chunks_written": report.chunks_written, "embedded": report.embedded,
+        "from_cache": report.from_cache,
         "vectors_pending": report.vectors_pending, "decode_errors": report.decode_errors,
         "unreadable": report.unreadable, "skipped_binary": report.skipped_binary,
         "skipped_large": report.skipped_large,
@@ -179,6 +180,8 @@ def index(
             extra.append(f"{report.unreadable} unreadable skipped")
         if report.skipped_binary or report.skipped_large:
             extra.append(f"{report.skipped_binary} binary, {report.skipped_large} too large skipped")
+        if report.from_cache:
+            extra.append(f"{report.from_cache} vectors from the shared cache")
         if spawned:
             extra.append(f"embedding {report.vectors_pending} chunks in the background (pid {spawned})")
         tail = f" ({'; '.join(extra)})" if extra else ""

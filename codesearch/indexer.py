@@ -46,6 +46,9 @@ from codesearch.tokens import path_words, symbol_words
 if TYPE_CHECKING:
     from codesearch.daemon import ThreadServer
 
+if TYPE_CHECKING:
+    from codesearch.cache import EmbeddingCache
+
 
 class Progress(Protocol):
     def start(self, stage: str, total: int | None) -> None: ...
@@ -90,6 +93,9 @@ class IndexOptions:
     record_texts: bool = False
     # Answer queries on a socket while embedding (the CLI's `index`; off for library use).
     serve: bool = False
+    # The user-level embedding cache (codesearch.cache), shared by every index on the
+    # machine; CODESEARCH_EMBED_CACHE=0 turns it off too.
+    shared_cache: bool = True
 
 
 @dataclass
@@ -100,7 +106,8 @@ class IndexReport:
     files_deleted: int = 0
     chunks_written: int = 0
     chunks_total: int = 0
-    embedded: int = 0
+    embedded: int = 0  # chunk contents the model embedded in this run
+    from_cache: int = 0  # chunk contents whose vectors came from the shared cache
     vectors_pending: int = 0
     decode_errors: int = 0
     unreadable: int = 0
@@ -521,28 +528,39 @@ def _vector_tier(
     pending = _pending(store)
     if not pending:
         return
-    if embedder is None:
+    cache = _open_cache(manifest, options)
+    cached = cache.lookup([h for h, _ in pending]) if cache is not None else {}
+    # Everything cached: no model load at all (0.5 s for ONNX, 7 s for torch).
+    if embedder is None and any(h not in cached for h, _ in pending):
         progress.message(f"loading model {manifest.model}")
         embedder = load_index_embedder(index_profile(manifest), manifest.dim, index_backend(manifest))
+    sink = _CacheSink(cache)
     progress.start("embed", len(pending))
     ordered = sorted(pending, key=lambda item: len(item[1]))  # similar lengths pad less
-    if manifest.precision != "float32" and manifest.calibration is None:
-        ordered = _calibrate(store, manifest, ordered, embedder, progress, report,
-                             options.record_texts)
-    for start in range(0, len(ordered), options.embed_batch):
-        part = ordered[start : start + options.embed_batch]
-        _embed_batch(store, manifest, part, embedder, report, options.record_texts)
-        progress.advance("embed", min(options.embed_batch, len(ordered) - start))
+    try:
+        if manifest.precision != "float32" and manifest.calibration is None:
+            ordered = _calibrate(store, manifest, ordered, embedder, progress, report,
+                                 options.record_texts, cached, sink)
+        ordered = _store_cached(store, manifest, ordered, cached, progress, report)
+        for start in range(0, len(ordered), options.embed_batch):
+            part = ordered[start : start + options.embed_batch]
+            _embed_batch(store, manifest, part, embedder, report, options.record_texts, sink)
+            progress.advance("embed", min(options.embed_batch, len(ordered) - start))
+    finally:
+        sink.flush()  # an interrupted run still shares what it embedded
     progress.finish("embed")
 
 
 def _embed_batch(
     store: IndexStore, manifest: Manifest, part: Sequence[tuple[str, str]], embedder: object,
-    report: IndexReport, record: bool = False,
+    report: IndexReport, record: bool = False, sink: _CacheSink | None = None,
 ) -> None:
     texts = [text for _, text in part]
     vectors = embedder.embed_documents(texts)  # type: ignore[attr-defined]
-    store.add_vectors([h for h, _ in part], storage_columns(vectors, manifest))
+    hashes = [h for h, _ in part]
+    store.add_vectors(hashes, storage_columns(vectors, manifest))
+    if sink is not None:
+        sink.add(hashes, vectors)
     report.embedded += len(part)
     if record:
         report.embedded_texts.extend(texts)
@@ -551,22 +569,94 @@ def _embed_batch(
 def _calibrate(
     store: IndexStore, manifest: Manifest, ordered: list[tuple[str, str]], embedder: object,
     progress: Progress, report: IndexReport, record: bool = False,
+    cached: dict[str, np.ndarray] | None = None, sink: _CacheSink | None = None,
 ) -> list[tuple[str, str]]:
-    """int8 ranges from an even sample of this corpus, persisted before any code is stored."""
+    """int8 ranges from an even sample of this corpus, persisted before any code is stored.
+
+    Cached float32 vectors are model output like fresh ones: the sample takes them
+    as they are and embeds only the rest.
+    """
     from codesearch.quantize import Calibration
 
+    cached = cached or {}
     step = max(1, len(ordered) // 1024)
     sample = ordered[::step][:1024]
-    vectors = embedder.embed_documents([text for _, text in sample])  # type: ignore[attr-defined]
+    missing = [(h, text) for h, text in sample if h not in cached]
+    fresh: dict[str, np.ndarray] = {}
+    if missing:
+        texts = [text for _, text in missing]
+        embedded = embedder.embed_documents(texts)  # type: ignore[attr-defined]
+        fresh = dict(zip([h for h, _ in missing], np.asarray(embedded, dtype=np.float32), strict=True))
+        if sink is not None:
+            sink.add(list(fresh), embedded)
+        report.embedded += len(missing)
+        if record:
+            report.embedded_texts.extend(texts)
+    report.from_cache += len(sample) - len(missing)
+    vectors = np.stack([fresh[h] if h in fresh else cached[h] for h, _ in sample])
     manifest.calibration = Calibration.from_embeddings(vectors).to_json()
     write_manifest(store.index_dir, manifest)
     store.add_vectors([h for h, _ in sample], storage_columns(vectors, manifest))
-    report.embedded += len(sample)
-    if record:
-        report.embedded_texts.extend(text for _, text in sample)
     progress.advance("embed", len(sample))
     taken = {h for h, _ in sample}
     return [item for item in ordered if item[0] not in taken]
+
+
+# Names how `embedding_text` and `content_hash` turn a chunk into what the model reads:
+# bump it when either changes, so the shared cache stops serving the old vectors.
+EMBEDDING_TEXT_RECIPE = "embedding_text-1"
+CACHE_WRITE_ROWS = 2048  # vectors per cache shard: fewer files, little lost to a kill
+
+
+def _open_cache(manifest: Manifest, options: IndexOptions) -> EmbeddingCache | None:
+    """The shared cache for this index's model, dimension and runtime (None: off)."""
+    if not options.shared_cache:
+        return None
+    from codesearch.cache import EmbeddingCache
+
+    profile = index_profile(manifest)
+    # Chunks may run past the model's input, so its token limit shapes the vectors too.
+    recipe = f"{EMBEDDING_TEXT_RECIPE};max_tokens={profile.max_tokens_cpu}"
+    return EmbeddingCache.open(profile, manifest.dim, index_backend(manifest), recipe)
+
+
+def _store_cached(
+    store: IndexStore, manifest: Manifest, ordered: list[tuple[str, str]],
+    cached: dict[str, np.ndarray], progress: Progress, report: IndexReport,
+) -> list[tuple[str, str]]:
+    """Write the cached vectors into the index; return what is left to embed."""
+    hits = [h for h, _ in ordered if h in cached]
+    for start in range(0, len(hits), CACHE_WRITE_ROWS):
+        part = hits[start : start + CACHE_WRITE_ROWS]
+        vectors = np.stack([cached[h] for h in part])
+        store.add_vectors(part, storage_columns(vectors, manifest))
+        report.from_cache += len(part)
+        progress.advance("embed", len(part))
+    return [item for item in ordered if item[0] not in cached]
+
+
+class _CacheSink:
+    """Buffers fresh model output for the shared cache (a shard per ~2k vectors)."""
+
+    def __init__(self, cache: EmbeddingCache | None) -> None:
+        self.cache = cache
+        self.hashes: list[str] = []
+        self.parts: list[np.ndarray] = []
+
+    def add(self, hashes: Sequence[str], vectors: np.ndarray) -> None:
+        if self.cache is None:
+            return
+        self.hashes.extend(hashes)
+        self.parts.append(np.asarray(vectors, dtype=np.float32))
+        if len(self.hashes) >= CACHE_WRITE_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.cache is None or not self.hashes:
+            return
+        hashes, parts = self.hashes, self.parts
+        self.hashes, self.parts = [], []
+        self.cache.store(hashes, np.concatenate(parts))
 
 
 def storage_columns(vectors: np.ndarray, manifest: Manifest) -> dict[str, np.ndarray]:

@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Tests count what gets embedded, and must not write into the user's ~/.cache:
+# the shared embedding cache is off unless a test turns it on (tests/test_cache.py).
+os.environ.setdefault("CODESEARCH_EMBED_CACHE", "0")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
