@@ -303,12 +303,8 @@ def build_index(
         try:
             _record(index_dir, manifest, store, report, complete=False)
             if options.embed:
-                if server is not None and embedder is None and report.vectors_pending:
-                    progress.message(f"loading model {manifest.model}")
-                    embedder = load_index_embedder(index_profile(manifest), manifest.dim,
-                                                   index_backend(manifest))
-                    server.lend_embedder(embedder)
-                _vector_tier(store, manifest, options, progress, report, embedder)
+                _vector_tier(store, manifest, options, progress, report, embedder,
+                             server.lend_embedder if server is not None else None)
             # Compaction costs about 1 s on a 10k-chunk index, and rows written since the
             # last one are searchable anyway: skip it when nothing was written, and leave
             # it to the next embedding run after a lexical-only update of a few paths (hook).
@@ -522,7 +518,13 @@ def _vector_tier(
     progress: Progress,
     report: IndexReport,
     embedder: object | None,
+    lend_model: Callable[[object], None] | None = None,
 ) -> None:
+    """Embed every chunk content without a vector, from the shared cache or the model.
+
+    `lend_model` receives the model once loaded (the query server answering from
+    this process embeds queries with it).
+    """
     if report.vectors_pending == 0:  # just counted by _record: skip the text scan
         return
     pending = _pending(store)
@@ -534,21 +536,55 @@ def _vector_tier(
     if embedder is None and any(h not in cached for h, _ in pending):
         progress.message(f"loading model {manifest.model}")
         embedder = load_index_embedder(index_profile(manifest), manifest.dim, index_backend(manifest))
+    if lend_model is not None and embedder is not None:
+        lend_model(embedder)
     sink = _CacheSink(cache)
     progress.start("embed", len(pending))
     ordered = sorted(pending, key=lambda item: len(item[1]))  # similar lengths pad less
+    pending_progress = _PendingProgress(store, manifest, report)
     try:
         if manifest.precision != "float32" and manifest.calibration is None:
             ordered = _calibrate(store, manifest, ordered, embedder, progress, report,
                                  options.record_texts, cached, sink)
         ordered = _store_cached(store, manifest, ordered, cached, progress, report)
+        pending_progress.done.extend(h for h, _ in pending if h in cached)
         for start in range(0, len(ordered), options.embed_batch):
             part = ordered[start : start + options.embed_batch]
             _embed_batch(store, manifest, part, embedder, report, options.record_texts, sink)
             progress.advance("embed", min(options.embed_batch, len(ordered) - start))
+            pending_progress.maybe_record([h for h, _ in part])
     finally:
         sink.flush()  # an interrupted run still shares what it embedded
     progress.finish("embed")
+
+
+class _PendingProgress:
+    """Every REFRESH_SECONDS of embedding, the manifest's pending count catches up.
+
+    `status` then shows progress, and a query server reloads (it watches the
+    manifest) so hybrid queries use the vectors embedded so far.
+    """
+
+    REFRESH_SECONDS = 20.0
+
+    def __init__(self, store: IndexStore, manifest: Manifest, report: IndexReport):
+        self.store, self.manifest, self.report = store, manifest, report
+        self.last = time.monotonic()
+        self.per_hash: dict[str, int] | None = None  # chunks sharing each content hash
+        self.done: list[str] = []
+
+    def maybe_record(self, hashes: Sequence[str]) -> None:
+        self.done.extend(hashes)
+        if time.monotonic() - self.last < self.REFRESH_SECONDS:
+            return
+        if self.per_hash is None:
+            from collections import Counter
+
+            self.per_hash = Counter(self.store.chunk_content_hashes())
+        covered = sum(self.per_hash.get(h, 0) for h in self.done)
+        self.manifest.vectors_pending = max(0, self.report.vectors_pending - covered)
+        write_manifest(self.store.index_dir, self.manifest)
+        self.last = time.monotonic()
 
 
 def _embed_batch(

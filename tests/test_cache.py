@@ -309,7 +309,7 @@ def test_cache_key_ignores_storage_precision_but_not_runtime_or_recipe() -> None
     assert base not in others and len(others) == 3
 
 
-def test_unusable_cache_folder_is_no_cache(tmp_path: Path) -> None:
+def test_unusable_cache_folder_is_no_cache(tmp_path: Path, cache_root: Path) -> None:
     profile = get_profile(DEFAULT_MODEL)
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the cache root should be")
