@@ -45,7 +45,25 @@ def _find_index(start: Path, explicit: Path | None) -> Path:
     for folder in (here, *here.parents):
         if (folder / INDEX_DIRNAME / "manifest.json").exists():
             return folder / INDEX_DIRNAME
+        if _first_build_starting(folder / INDEX_DIRNAME):
+            return folder / INDEX_DIRNAME
     fail(f"no index found in {here} or its parents: run `codesearch index` first")
+
+
+def _first_build_starting(index_dir: Path, wait: float = 30.0) -> bool:
+    """True once a first `codesearch index` that holds the lock here writes its manifest."""
+    import time
+
+    from codesearch.lock import current_holder
+
+    if not (index_dir / "lock").exists() or current_holder(index_dir) is None:
+        return False
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if (index_dir / "manifest.json").exists():
+            return True
+        time.sleep(0.02)
+    return False
 
 
 class RichProgress:
