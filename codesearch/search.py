@@ -248,7 +248,8 @@ class Searcher:
 
     def _attach_text(self, hits: Sequence[Hit], indices: Sequence[int]) -> None:
         ids = [self.catalog.ids[i] for i in indices]
-        texts = {r["id"]: r["text"] for r in self.store.rows_by_id(ids, ["id", "text"])}
+        # Catalog rows are in table order, so a chunk's catalog index is its position.
+        texts = self.store.texts_at(indices, ids)
         for hit, chunk_id in zip(hits, ids, strict=True):
             hit.text = texts.get(chunk_id, "")
 

@@ -343,6 +343,21 @@ class IndexStore:
             out.extend(scan(self.chunks, columns, _in_list("id", part)).to_pylist())
         return out
 
+    def texts_at(self, positions: Sequence[int], ids: Sequence[str]) -> dict[str, str]:
+        """Chunk texts by id, fetched by row position (a few ms, where an id filter scans
+        the table: 10–15 ms at 20k chunks). Rows that moved since the positions were
+        read (a concurrent write) are fetched by id instead."""
+        found: dict[str, str] = {}
+        with contextlib.suppress(Exception):  # an older LanceDB, or positions past the end
+            taken = self.chunks.take_offsets(list(positions)).select(["id", "text"]).to_arrow()
+            found = dict(zip(taken["id"].to_pylist(), taken["text"].to_pylist(), strict=True))
+        wanted = set(ids)
+        found = {k: v for k, v in found.items() if k in wanted}
+        missing = [i for i in ids if i not in found]
+        if missing:
+            found.update((r["id"], r["text"]) for r in self.rows_by_id(missing, ["id", "text"]))
+        return found
+
     def count_chunks(self) -> int:
         return self.chunks.count_rows()
 
