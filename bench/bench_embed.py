@@ -1,6 +1,11 @@
 """Embedding throughput: sentence-transformers on torch vs ONNX Runtime fp32 / int8.
 
     python bench/bench_embed.py --limit 1000 --threads 1 2
+    python bench/bench_embed.py --limit 500 --ndcg      # + NDCG@10 of each backend
+
+With --ndcg, each backend also re-indexes the development benchmark (bench/queries over
+bench/.corpora, `python bench/prepare_corpora.py` first) from scratch in a temporary copy,
+through `codesearch eval --backend ...`, and reports its hybrid NDCG@10 and index time.
 
 Corpus: real function sources (an `ast` walk over the installed site-packages, so the
 benchmark does not depend on the chunker), shuffled with a fixed seed. Every backend
@@ -13,9 +18,13 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import os
 import random
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -106,9 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--batch-size", type=int, default=8, help="ONNX batch size")
     parser.add_argument("--no-torch", action="store_true", help="skip the torch baseline")
-    parser.add_argument("--quant-types", nargs="+", default=["qint8", "quint8"])
+    parser.add_argument("--quant-types", nargs="+", default=["qint8-split", "qint8"])
     parser.add_argument("--cache-dir", type=Path, default=None)
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds; best is kept")
+    parser.add_argument("--ndcg", action="store_true",
+                        help="also measure each backend's NDCG@10 on the development benchmark")
     args = parser.parse_args(argv)
 
     profile = get_profile("minilm")
@@ -179,7 +190,47 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     report(rows)
+    if args.ndcg:
+        quality = [("torch", "torch")] if not args.no_torch else []
+        quality += [("onnx-fp32", "onnx"), ("onnx-int8-qint8-split", "onnx-int8")]
+        report_quality([(name, *dev_benchmark_ndcg(backend)) for name, backend in quality])
     return 0
+
+
+BENCH = Path(__file__).resolve().parent
+
+
+def dev_benchmark_ndcg(backend: str) -> tuple[float, float, float]:
+    """(hybrid NDCG@10, text-only NDCG@10, index seconds) with a fresh index per corpus."""
+    corpora = BENCH / ".corpora"
+    if not corpora.is_dir():
+        raise SystemExit("no bench/.corpora: run `python bench/prepare_corpora.py` first")
+    with tempfile.TemporaryDirectory(prefix="bench-embed-") as tmp:
+        copy = Path(tmp) / "corpora"
+        shutil.copytree(corpora, copy, ignore=shutil.ignore_patterns(".codesearch"))
+        env = {**os.environ, "CODESEARCH_EMBED_CACHE": "0"}  # every vector really embedded
+        done = subprocess.run(
+            [sys.executable, "-m", "codesearch", "eval", str(BENCH / "queries"), "--root",
+             str(copy), "--backend", backend, "--mode", "hybrid", "--mode", "text", "--json"],
+            capture_output=True, text=True, env=env, check=False,
+        )
+    if done.returncode != 0:
+        raise SystemExit(f"codesearch eval --backend {backend} failed: {done.stderr.strip()[-500:]}")
+    reports = {r["label"]: r for r in json.loads(done.stdout)["reports"]}
+    hybrid, text = reports["hybrid + ranking signals"], reports["text + ranking signals"]
+    ndcg = hybrid["overall"]["ndcg@10"], text["overall"]["ndcg@10"]
+    print(f"  {backend:10s} hybrid NDCG@10 {ndcg[0]:.4f}  index {hybrid['index_seconds']:.0f} s",
+          flush=True)
+    return ndcg[0], ndcg[1], float(hybrid["index_seconds"])
+
+
+def report_quality(rows: list[tuple[str, float, float, float]]) -> None:
+    base = next((ndcg for name, ndcg, _, _ in rows if name == "onnx-fp32"), None)
+    print("\n| backend | hybrid NDCG@10 | vs fp32 | text-only NDCG@10 | dev-benchmark index time |")
+    print("|---|---|---|---|---|")
+    for name, ndcg, text, seconds in rows:
+        delta = f"{(ndcg / base - 1) * 100:+.1f}%" if base else "-"
+        print(f"| {name} | {ndcg:.4f} | {delta} | {text:.4f} | {seconds:.0f} s |")
 
 
 def report(rows: list[Row]) -> None:

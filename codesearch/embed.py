@@ -390,8 +390,20 @@ class SentenceTransformerEmbedder:
         return len(encoded["input_ids"])
 
 
-# What `auto` runs for a model whose weights ship in a package (the offline default).
-AUTO_LOCAL_BACKEND = "onnx"
+# What `auto` runs for a model whose weights ship in a package (the offline default):
+# int8 with outlier channels in fp32 (onnx_embed.DEFAULT_QUANT_TYPE). Measured side by side
+# (bench/bench_embed.py) at 1.7-2x the chunks/s of torch, and within 1% of fp32's NDCG@10 on
+# the development benchmark (README, Speed). Indexes keep the runtime they were built with.
+AUTO_LOCAL_BACKEND = "onnx-int8"
+
+
+def runtime_id(backend: str) -> str:
+    """The runtime and its recipe: vectors from different recipes never share a cache entry."""
+    if backend == "onnx-int8":
+        from codesearch.onnx_embed import DEFAULT_QUANT_TYPE, FORMAT_VERSION
+
+        return f"onnx-int8-{DEFAULT_QUANT_TYPE}-v{FORMAT_VERSION}"
+    return backend
 
 
 def resolve_backend(profile: ModelProfile, backend: str = "auto", model_path: object = None) -> str:
@@ -419,9 +431,9 @@ def load_embedder(
 ) -> Embedder:
     """The embedder for `profile`: remote API, ONNX Runtime, or sentence-transformers.
 
-    `backend`: torch, onnx, onnx-int8, or auto: ONNX Runtime for models whose
-    weights ship in a package (the offline default: same vectors as torch, and
-    no 7 s torch import on the query path), sentence-transformers otherwise.
+    `backend`: torch, onnx, onnx-int8, or auto: ONNX Runtime int8 for models whose
+    weights ship in a package (the offline default: no 7 s torch import on the query
+    path, 1.7-2x torch's speed), sentence-transformers otherwise.
     Ignored for remote profiles (`openai:` / `voyage:`). Raises
     ModelUnavailableError or InvalidDimError with one-line messages.
     """

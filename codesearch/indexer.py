@@ -649,11 +649,13 @@ def _open_cache(manifest: Manifest, options: IndexOptions) -> EmbeddingCache | N
     if not options.shared_cache:
         return None
     from codesearch.cache import EmbeddingCache
+    from codesearch.embed import runtime_id
 
     profile = index_profile(manifest)
     # Chunks may run past the model's input, so its token limit shapes the vectors too.
     recipe = f"{EMBEDDING_TEXT_RECIPE};max_tokens={profile.max_tokens_cpu}"
-    return EmbeddingCache.open(profile, manifest.dim, index_backend(manifest), recipe)
+    runtime = runtime_id(index_backend(manifest))
+    return EmbeddingCache.open(profile, manifest.dim, runtime, recipe)
 
 
 def _store_cached(

@@ -88,6 +88,8 @@ class BudgetSpec:
 # instead cost as much as parsing it (about 2 s of 6 for 900 files) and made no
 # measurable difference to ranking (README, "Chunk sizes"). Never edit this text:
 # the rate, and so every chunk boundary, would move.
+# Also the calibration sample of the int8 ONNX model (`onnx_embed.channel_maxima`): changing
+# it changes int8 vectors, so bump onnx_embed.FORMAT_VERSION with it.
 REFERENCE_CODE = """\
 def read_config(path: str, defaults: dict | None = None) -> dict:
     \"\"\"Load a TOML config file and merge it over the defaults.\"\"\"

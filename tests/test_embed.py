@@ -384,3 +384,14 @@ def test_weights_in_the_hf_cache_load_offline(
     # A pinned revision that is not cached is not "available".
     pinned = dataclasses.replace(profile, revision="fedcba9")
     assert local_weights(pinned) == (None, "")
+
+
+def test_auto_runs_int8_onnx_for_the_bundled_model_only() -> None:
+    from codesearch.embed import resolve_backend, runtime_id
+
+    assert resolve_backend(get_profile("minilm")) == "onnx-int8"
+    assert resolve_backend(get_profile("minilm"), model_path="/some/folder") == "torch"
+    assert resolve_backend(get_profile("minilm"), "onnx") == "onnx"
+    # The shared cache keys int8 vectors by their recipe, never by the bare backend name.
+    assert runtime_id("onnx-int8").startswith("onnx-int8-qint8-split-v")
+    assert runtime_id("onnx") == "onnx"
