@@ -218,10 +218,14 @@ def _embed_in_background(root: Path, backend: str) -> int:
 
     from codesearch.store import INDEX_DIRNAME
 
+    root = root.resolve()
     log = open(root / INDEX_DIRNAME / "index.log", "ab")  # noqa: SIM115 (handed to the child)
+    # Run from the index folder: `python -m` puts the cwd first on sys.path, and the
+    # repository's own top-level packages must not shadow installed ones.
     proc = subprocess.Popen(
         [sys.executable, "-m", "codesearch", "index", "-q", "--backend", backend, str(root)],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+        cwd=root / INDEX_DIRNAME, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+        start_new_session=True,
     )
     log.close()
     return proc.pid

@@ -59,11 +59,14 @@ def request(index_dir: Path, payload: dict[str, Any], timeout: float = 30.0) -> 
 
 
 def _launch(index_dir: Path, idle_seconds: float) -> subprocess.Popen[bytes]:
+    index_dir = index_dir.resolve()
     log = open(index_dir / "daemon.log", "ab")  # noqa: SIM115 (handed to the child)
+    # cwd: `python -m` puts it first on sys.path, and a repository with a top-level
+    # `numpy/` or `rich/` folder would shadow the installed packages.
     proc = subprocess.Popen(
         [sys.executable, "-m", "codesearch", "serve", "--index", str(index_dir),
          "--idle", str(idle_seconds)],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+        cwd=index_dir, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
         env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
     )
     log.close()

@@ -145,3 +145,26 @@ def test_eval_self_and_labelled_queries(minirepo, tmp_path, no_daemon):
     assert report["overall"]["ndcg@10"] == pytest.approx(1.0)
     result = _run(["eval", str(tmp_path / "missing.jsonl"), "--root", str(minirepo)], minirepo)
     assert result.exit_code == 1 and "Traceback" not in result.output
+
+
+def test_query_server_ignores_packages_in_the_indexed_repository(minirepo, monkeypatch):
+    """A repo with its own top-level `lancedb/` (say, LanceDB's own source) must not shadow
+    the installed package in the server we spawn from inside it."""
+    from codesearch import daemon
+    from codesearch.indexer import IndexOptions, build_index
+    from codesearch.store import INDEX_DIRNAME
+
+    (minirepo / "lancedb").mkdir()
+    (minirepo / "lancedb" / "__init__.py").write_text("raise ImportError('shadowed by the repo')\n")
+    build_index(minirepo, IndexOptions(embed=False))
+    index_dir = minirepo / INDEX_DIRNAME
+    monkeypatch.chdir(minirepo)
+    try:
+        assert daemon.start(Path(INDEX_DIRNAME), wait=60.0)
+        answer = daemon.request(index_dir, {"op": "search", "query": "ReverseString",
+                                            "options": {"mode": "text", "k": 3}})
+        assert answer is not None and answer["ok"], answer
+        assert answer["result"]["results"][0]["symbol"] == "ReverseString"
+    finally:
+        daemon.request(index_dir, {"op": "stop"})
+    assert "shadowed" not in (index_dir / "daemon.log").read_text()
