@@ -140,7 +140,7 @@ def index(
     precision: Annotated[str | None, typer.Option(help="Vector storage: float32, int8 or binary (default: the index's, else float32).")] = None,
     query_prompt: Annotated[str | None, typer.Option(help="Query prompt for a model outside the registry (\\n allowed).")] = None,
     document_prompt: Annotated[str | None, typer.Option(help="Document prompt for a model outside the registry.")] = None,
-    backend: Annotated[str, typer.Option(help="Local runtime: auto, torch, onnx or onnx-int8.")] = "auto",
+    backend: Annotated[str, typer.Option(help="Local runtime: auto (int8 ONNX for the bundled model, torch otherwise), torch, onnx (fp32) or onnx-int8.")] = "auto",
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Drop the index and embed everything again.")] = False,
     lexical_only: Annotated[bool, typer.Option("--lexical-only", help="Build the full-text tier only; embed later.")] = False,
     background: Annotated[bool, typer.Option("--background", help="Build the full-text tier now, embed in a detached process.")] = False,
@@ -453,7 +453,7 @@ def eval_(
     limit: Annotated[int, typer.Option(help="With --self: how many queries.")] = 200,
     seed: Annotated[int, typer.Option(help="With --self: sampling seed.")] = 0,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Embedding model for the indexes (default: each index's own).")] = None,
-    backend: Annotated[str, typer.Option(help="Local runtime: auto, torch, onnx or onnx-int8.")] = "auto",
+    backend: Annotated[str, typer.Option(help="Local runtime: auto (int8 ONNX for the bundled model, torch otherwise), torch, onnx (fp32) or onnx-int8.")] = "auto",
     k: Annotated[int, typer.Option("-k", help="Cut-off for the metrics.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print the reports as JSON.")] = False,
 ) -> None:

@@ -140,14 +140,12 @@ def versions(index_dir: Path, table: str) -> int:
 def start_index(root: Path, *args: str) -> subprocess.Popen[str]:
     """`codesearch index` in its own process, to be killed.
 
-    ONNX Runtime instead of torch: the same model and vectors, but each of the five
-    runs starts in about a second instead of ~7 s of torch imports, which is what
-    keeps this file near a minute. What is tested (commits, the lock, repair) does
-    not depend on the runtime.
+    The default runtime (ONNX Runtime): each of the five runs starts in about a second
+    instead of ~7 s of torch imports, which is what keeps this file near a minute.
     """
     env = dict(os.environ, TOKENIZERS_PARALLELISM="false")
     return subprocess.Popen(
-        [sys.executable, "-m", "codesearch", "index", str(root), "--backend", "onnx", *args],
+        [sys.executable, "-m", "codesearch", "index", str(root), *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
 
