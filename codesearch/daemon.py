@@ -213,6 +213,16 @@ class ThreadServer:
             if self.state.searcher is not None and self.state.searcher._embedder is None:
                 self.state.searcher._embedder = embedder
 
+    def warm(self) -> None:
+        """Open the tables, load the chunk catalog and the full-text index now, before
+        embedding takes both cores: the first query then pays only its own search."""
+        from codesearch.results import SearchOptions
+
+        with self.state.lock:
+            searcher = self.state.current_searcher()
+            searcher.search("warm up", SearchOptions(mode="text", k=1))
+            searcher.vectors()
+
     @property
     def queries(self) -> int:
         return self.state.queries

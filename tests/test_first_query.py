@@ -94,12 +94,21 @@ def test_indexer_answers_queries_while_it_embeds(minirepo: Path, default_embedde
     monkeypatch.delenv("CODESEARCH_NO_DAEMON", raising=False)
     index_dir = minirepo / INDEX_DIRNAME
     embedder = _GatedEmbedder(default_embedder)
+    warmed: list[bool] = []
+    warm = daemon.ThreadServer.warm
+
+    def spy(server: daemon.ThreadServer) -> None:
+        warm(server)
+        warmed.append(server.state.searcher is not None and server.state.searcher._catalog is not None)
+
+    monkeypatch.setattr(daemon.ThreadServer, "warm", spy)
     done: list[object] = []
     worker = threading.Thread(target=lambda: done.append(
         build_index(minirepo, IndexOptions(serve=True), embedder=embedder)))
     worker.start()
     try:
         assert embedder.waiting.wait(120), "embedding never started"
+        assert warmed == [True]  # catalog and full-text index loaded before embedding began
         manifest = read_manifest(index_dir)
         assert manifest is not None and manifest.indexed_at > 0 and manifest.vectors_pending > 0
         ping = daemon.request(index_dir, {"op": "ping"})
