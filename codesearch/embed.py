@@ -392,7 +392,7 @@ class SentenceTransformerEmbedder:
 
 # What `auto` runs for a model whose weights ship in a package (the offline default):
 # int8 with outlier channels in fp32 (onnx_embed.DEFAULT_QUANT_TYPE). Measured side by side
-# (bench/bench_embed.py) at 1.7-2x the chunks/s of torch, and within 1% of fp32's NDCG@10 on
+# (bench/bench_embed.py) at 2.5x the chunks/s of torch, and 0.3% below fp32's NDCG@10 on
 # the development benchmark (README, Speed). Indexes keep the runtime they were built with.
 AUTO_LOCAL_BACKEND = "onnx-int8"
 
@@ -433,7 +433,7 @@ def load_embedder(
 
     `backend`: torch, onnx, onnx-int8, or auto: ONNX Runtime int8 for models whose
     weights ship in a package (the offline default: no 7 s torch import on the query
-    path, 1.7-2x torch's speed), sentence-transformers otherwise.
+    path, 2.5x torch's speed), sentence-transformers otherwise.
     Ignored for remote profiles (`openai:` / `voyage:`). Raises
     ModelUnavailableError or InvalidDimError with one-line messages.
     """
