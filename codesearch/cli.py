@@ -405,7 +405,8 @@ def status(
     changed = _changed_since(index_dir, manifest.indexed_at)
     data = {
         "index": str(index_dir), "root": str(index_dir.parent), "model": manifest.model,
-        "dim": manifest.dim, "precision": manifest.precision, "files": manifest.files,
+        "dim": manifest.dim, "precision": manifest.precision,
+        "runtime": manifest.extra.get("backend", "auto"), "files": manifest.files,
         "chunks": manifest.chunks, "vectors_pending": manifest.vectors_pending,
         "complete": manifest.complete, "size_bytes": size, "indexed_at": manifest.indexed_at,
         "changed_since": changed, "codesearch_version": manifest.codesearch_version,
@@ -419,6 +420,7 @@ def status(
     rows = [
         ("index", data["index"]),
         ("model", f"{manifest.model} ({manifest.dim} dims, {manifest.precision})"),
+        ("runtime", data["runtime"]),
         ("files", str(manifest.files)),
         ("chunks", str(manifest.chunks)),
         ("not yet embedded", str(manifest.vectors_pending)),

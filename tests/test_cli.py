@@ -55,6 +55,7 @@ def test_index_query_status_json(minirepo, no_daemon):
     status = json.loads(result.stdout)
     assert status["chunks"] == summary["chunks"] and status["vectors_pending"] == summary["chunks"]
     assert status["model"] == "minilm" and status["dim"] == 384 and not status["complete"]
+    assert status["runtime"] == "onnx-int8"  # what `auto` chose for the bundled model
     assert status["changed_since"] == 0
     (minirepo / "web/debounce.js").unlink()
     (minirepo / "src/net/urls.py").write_text("def host(url):\n    return url\n")
