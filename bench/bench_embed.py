@@ -35,7 +35,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from codesearch.models import ModelProfile, get_profile  # noqa: E402
-from codesearch.onnx_embed import OnnxEmbedder  # noqa: E402
+from codesearch.onnx_embed import DEFAULT_QUANT_TYPE, OnnxEmbedder  # noqa: E402
 
 PACKAGES = ("rich", "click", "pygments", "typer", "pathspec", "pyarrow", "numpy", "transformers")
 
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     report(rows)
     if args.ndcg:
         quality = [("torch", "torch")] if not args.no_torch else []
-        quality += [("onnx-fp32", "onnx"), ("onnx-int8-qint8-split", "onnx-int8")]
+        quality += [("onnx-fp32", "onnx"), (f"onnx-int8-{DEFAULT_QUANT_TYPE}", "onnx-int8")]
         report_quality([(name, *dev_benchmark_ndcg(backend)) for name, backend in quality])
     return 0
 

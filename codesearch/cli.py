@@ -214,21 +214,12 @@ def index(
 
 def _embed_in_background(root: Path, backend: str) -> int:
     """Detached `codesearch index` that embeds what is pending; it waits its turn on the lock."""
-    import subprocess
-
+    from codesearch.daemon import launch_detached
     from codesearch.store import INDEX_DIRNAME
 
     root = root.resolve()
-    log = open(root / INDEX_DIRNAME / "index.log", "ab")  # noqa: SIM115 (handed to the child)
-    # Run from the index folder: `python -m` puts the cwd first on sys.path, and the
-    # repository's own top-level packages must not shadow installed ones.
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "codesearch", "index", "-q", "--backend", backend, str(root)],
-        cwd=root / INDEX_DIRNAME, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-        start_new_session=True,
-    )
-    log.close()
-    return proc.pid
+    args = ["index", "-q", "--backend", backend, str(root)]
+    return launch_detached(args, root / INDEX_DIRNAME, "index.log").pid
 
 
 @app.command()

@@ -58,19 +58,27 @@ def request(index_dir: Path, payload: dict[str, Any], timeout: float = 30.0) -> 
         return None
 
 
-def _launch(index_dir: Path, idle_seconds: float) -> subprocess.Popen[bytes]:
+def launch_detached(args: list[str], index_dir: Path, log_name: str) -> subprocess.Popen[bytes]:
+    """`python -m codesearch ARGS` in its own session, output appended to index_dir/log_name.
+
+    It runs from the index folder: `python -m` puts the cwd first on sys.path, and a
+    repository with a top-level `numpy/` or `rich/` folder would shadow installed packages.
+    """
     index_dir = index_dir.resolve()
-    log = open(index_dir / "daemon.log", "ab")  # noqa: SIM115 (handed to the child)
-    # cwd: `python -m` puts it first on sys.path, and a repository with a top-level
-    # `numpy/` or `rich/` folder would shadow the installed packages.
+    log = open(index_dir / log_name, "ab")  # noqa: SIM115 (handed to the child)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "codesearch", "serve", "--index", str(index_dir),
-         "--idle", str(idle_seconds)],
+        [sys.executable, "-m", "codesearch", *args],
         cwd=index_dir, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
         env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
     )
     log.close()
     return proc
+
+
+def _launch(index_dir: Path, idle_seconds: float) -> subprocess.Popen[bytes]:
+    index_dir = index_dir.resolve()
+    return launch_detached(["serve", "--index", str(index_dir), "--idle", str(idle_seconds)],
+                           index_dir, "daemon.log")
 
 
 def start(index_dir: Path, idle_seconds: float = DEFAULT_IDLE_SECONDS, wait: float = 60.0) -> bool:
@@ -215,10 +223,12 @@ class ThreadServer:
 
     def warm(self) -> None:
         """Open the tables, load the chunk catalog and the full-text index now, before
-        embedding takes both cores: the first query then pays only its own search."""
+        embedding takes both cores: the first query then pays only its own search.
+        A failure here only costs the first query its speed."""
         from codesearch.results import SearchOptions
 
-        with self.state.lock:
+        # Any real problem (a damaged table, say) is reported by the query that meets it.
+        with self.state.lock, contextlib.suppress(Exception):
             searcher = self.state.current_searcher()
             searcher.search("warm up", SearchOptions(mode="text", k=1))
             searcher.vectors()

@@ -303,7 +303,7 @@ def build_index(
         try:
             _record(index_dir, manifest, store, report, complete=False)
             if server is not None:
-                _warm(server)
+                server.warm()
             if options.embed:
                 _vector_tier(store, manifest, options, progress, report, embedder,
                              server.lend_embedder if server is not None else None)
@@ -331,15 +331,6 @@ def _serve_queries(index_dir: Path) -> ThreadServer | None:
     from codesearch.daemon import serve_in_thread
 
     return serve_in_thread(index_dir)
-
-
-def _warm(server: ThreadServer) -> None:
-    """Ready the server's searcher; a failure here only costs the first query its speed."""
-    import contextlib
-
-    # Any real problem (a damaged table, say) is reported by the query that meets it.
-    with contextlib.suppress(Exception):
-        server.warm()
 
 
 def _hand_over(index_dir: Path, server: ThreadServer) -> None:

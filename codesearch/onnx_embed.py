@@ -228,15 +228,13 @@ def export_fp32(model_dir: Path, out_dir: Path, trust_remote_code: bool = False)
     return names
 
 
-def quantize_int8(
-    fp32_model: Path, out_model: Path, quant_type: str, tokenizer: Path | None = None
-) -> None:
+def quantize_int8(fp32_model: Path, out_model: Path, quant_type: str) -> None:
     """Dynamic int8 quantization of the weight MatMuls (activations quantized at run time).
 
     Per-channel weight scales: per-tensor ones cost MiniLM a lot (measured on 300 real
     functions: cosine to fp32 0.945 mean / 0.90 min per-tensor QInt8, 0.992 / 0.983 per-channel).
     `qint8-split` first moves outlier activation channels to fp32 (`split_outliers`);
-    it calibrates on CALIBRATION_TEXTS with `tokenizer` (default: beside the model).
+    it calibrates on CALIBRATION_TEXTS with the tokenizer beside the model.
     """
     import logging
 
@@ -247,9 +245,9 @@ def quantize_int8(
     if quant_type == "qint8-split":
         import onnx
 
-        tokenizer = tokenizer or fp32_model.parent / TOKENIZER_FILE
         graph = onnx.load(str(fp32_model))
-        exclude = split_outliers(graph, channel_maxima(fp32_model, tokenizer))
+        maxima = channel_maxima(fp32_model, fp32_model.parent / TOKENIZER_FILE)
+        exclude = split_outliers(graph, maxima)
         source = out_model.with_name(f"{out_model.stem}.split.onnx")
         onnx.save(graph, str(source))
     # quantize_dynamic logs a "consider pre-processing" warning on the root logger: measured,
