@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,42 @@ def test_query_server_ignores_packages_in_the_indexed_repository(minirepo, monke
     finally:
         daemon.request(index_dir, {"op": "stop"})
     assert "shadowed" not in (index_dir / "daemon.log").read_text()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_background_embedding_finishes_the_index(minirepo):
+    """`index --background` returns after the full-text tier; the detached process embeds
+    the rest, even in a repo whose own `lancedb/` would shadow the installed package."""
+    from codesearch.store import INDEX_DIRNAME, read_manifest
+
+    (minirepo / "lancedb").mkdir()
+    (minirepo / "lancedb" / "__init__.py").write_text("raise ImportError('shadowed by the repo')\n")
+    # The installed command, from inside the repo (as a user runs it): unlike `python -m`,
+    # it does not put the cwd on sys.path, so only the process it spawns could be shadowed.
+    script = Path(sys.executable).with_name("codesearch")
+    assert script.is_file(), "the console script is installed with the package"
+    done = subprocess.run([str(script), "index", "--background", "--json"], cwd=minirepo,
+                          text=True, capture_output=True, timeout=300,
+                          env={**os.environ, "CODESEARCH_NO_DAEMON": "1"})
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["vectors_pending"] == summary["chunks"] > 0 and summary["background_pid"]
+    index_dir = minirepo / INDEX_DIRNAME
+    deadline = time.monotonic() + 240
+    manifest = read_manifest(index_dir)
+    while time.monotonic() < deadline and not (manifest and manifest.complete):
+        time.sleep(0.5)
+        manifest = read_manifest(index_dir)
+        if not _alive(summary["background_pid"]):
+            manifest = read_manifest(index_dir)  # it ended: finished, or failed (see the log)
+            break
+    log = (index_dir / "index.log").read_text()
+    assert manifest is not None and manifest.complete and manifest.vectors_pending == 0, log
+    assert "shadowed" not in log
