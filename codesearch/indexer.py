@@ -146,7 +146,9 @@ def embedding_text(path: str, symbol: str, context: str, text: str) -> str:
 CHUNK_TOKENS_PER_MODEL_TOKEN = 1.25
 # Bump when chunking changes what a file's chunks are: an index made by another
 # version is re-chunked on its next run (vectors of unchanged chunks are reused).
-CHUNKER_VERSION = 3  # 3: one token rate per tokenizer (REFERENCE_CODE), not per file
+# 3: one token rate per tokenizer (REFERENCE_CODE), not per file; 4: lex_body keeps
+# only the words a query can ask for (tokens.searchable).
+CHUNKER_VERSION = 4
 
 
 def budget_spec(profile: ModelProfile) -> BudgetSpec:

@@ -22,7 +22,7 @@ from codesearch.lock import index_lock
 from codesearch.models import get_profile
 from codesearch.rows import ChunkJob, RowPool
 from codesearch.store import INDEX_DIRNAME, read_manifest, write_manifest
-from codesearch.tokens import expand_words, lexical_text
+from codesearch.tokens import expand_words, lexical_text, query_words, searchable
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -47,7 +47,13 @@ def test_pool_workers_produce_exactly_the_in_process_rows() -> None:
     "emoji \U0001f600done\tTabs\nnew_line", "bad \udcff surrogate", "", "   ",
 ])
 def test_fast_lexical_text_equals_the_reference_words(text: str) -> None:
-    assert lexical_text(text).split() == expand_words(text)
+    assert lexical_text(text).split() == [w for w in expand_words(text) if searchable(w)]
+
+
+def test_lexical_text_keeps_only_words_a_query_can_ask_for() -> None:
+    # BM25 lengths then count only words that can match: `self`, `x`, `0` never do.
+    assert lexical_text("def read_csv(self, x=0):\n    return None") == "read_csv read csv"
+    assert query_words("def read_csv(self, x=0)") == ["read_csv", "read", "csv"]
 
 
 def test_a_files_chunks_do_not_depend_on_the_other_files(tmp_path: Path) -> None:
