@@ -56,6 +56,51 @@ def test_lexical_text_keeps_only_words_a_query_can_ask_for() -> None:
     assert query_words("def read_csv(self, x=0)") == ["read_csv", "read", "csv"]
 
 
+def test_full_text_indexes_built_at_once_answer_as_folded_ones_built_in_turn(
+        tmp_path: Path) -> None:
+    """ensure_fts builds its three indexes on threads, without folding the columns that
+    are lower-case ASCII already: the answers must be those of the plain recipe."""
+    from lancedb.index import FTS
+    from lancedb.query import MultiMatchQuery
+
+    from codesearch.chunk import chunk_file
+    from codesearch.rows import chunk_rows, make_budget
+    from codesearch.search import LEXICAL_BOOSTS
+    from codesearch.store import LEXICAL_COLUMNS, IndexStore
+
+    budget = make_budget(budget_spec(get_profile("minilm")))
+    rows = []
+    for f in discover(FIXTURES / "minirepo", DiscoveryOptions()):
+        text = (FIXTURES / "minirepo" / f.path).read_text()
+        rows += chunk_rows(chunk_file(f"Caf\u00e9/{f.path}", text, f.language, budget), "h")
+    fast, folded = IndexStore(tmp_path / "fast"), IndexStore(tmp_path / "folded")
+    for store in (fast, folded):
+        store.chunks.add(_rows_table(rows))
+    fast.ensure_fts()
+    for column in LEXICAL_COLUMNS:
+        folded.chunks.create_index(column, config=FTS(with_position=False), replace=True)
+    assert {i.columns[0] for i in fast.chunks.list_indices()} == set(LEXICAL_COLUMNS)
+    asked = 0
+    for query in ["ReverseString", "read csv count nulls", "HTTP server", "cafe tables",
+                  "Parse Config File", "slugify text"]:
+        words = " ".join(query_words(query))
+        answers = [
+            store.chunks.search(MultiMatchQuery(words, list(LEXICAL_COLUMNS),
+                                                boosts=list(LEXICAL_BOOSTS)), query_type="fts")
+            .select(["id", "_score"]).limit(20).to_arrow().to_pylist()
+            for store in (fast, folded)
+        ]
+        assert answers[0] == answers[1], query
+        asked += bool(answers[0])
+    assert asked >= 4  # the queries really match something
+
+
+def _rows_table(rows: list) -> object:
+    from codesearch.store import IndexStore, _columns_table
+
+    return _columns_table(rows, IndexStore._chunk_schema())
+
+
 def test_a_files_chunks_do_not_depend_on_the_other_files(tmp_path: Path) -> None:
     """The token rate is fixed per tokenizer, so the same file chunks the same anywhere
     (and an incremental index ends identical to a clean build)."""
