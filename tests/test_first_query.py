@@ -101,6 +101,19 @@ def _rows_table(rows: list) -> object:
     return _columns_table(rows, IndexStore._chunk_schema())
 
 
+def test_console_script_module_is_light_for_spawned_workers() -> None:
+    """Spawned chunking workers re-run the console script's imports: they must not pull
+    in the CLI framework (the script calls `codesearch:main`, which imports it lazily)."""
+    pyproject = (FIXTURES.parent / "pyproject.toml").read_text()
+    assert '\ncodesearch = "codesearch:main"\n' in pyproject  # (no tomllib on 3.10)
+    probe = "import sys, codesearch; print(sorted({'typer', 'rich'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    help_text = subprocess.run([sys.executable, "-c", "import codesearch; codesearch.main()", "--help"],
+                               capture_output=True, text=True)
+    assert help_text.returncode == 0 and "query" in help_text.stdout
+
+
 def test_a_files_chunks_do_not_depend_on_the_other_files(tmp_path: Path) -> None:
     """The token rate is fixed per tokenizer, so the same file chunks the same anywhere
     (and an incremental index ends identical to a clean build)."""
