@@ -153,6 +153,11 @@ def index(
         fail(f"no such folder: {path}")
     if not path.is_dir():
         fail(f"not a folder: {path}")
+    from codesearch.rows import discard_spare_workers, prestart_workers
+    from codesearch.store import INDEX_DIRNAME, manifest_path
+
+    if rebuild or not manifest_path(path / INDEX_DIRNAME).exists():
+        prestart_workers()  # a first build: chunking workers boot while we set up
     from codesearch.indexer import IndexOptions, build_index
     from codesearch.models import parse_prompt
 
@@ -174,6 +179,8 @@ def index(
         raise typer.Exit(130) from None
     except _known_errors() as err:
         fail(str(err))
+    finally:
+        discard_spare_workers()
     spawned = _embed_in_background(Path(report.root), backend) if background and report.vectors_pending else None
     summary = {
         "background_pid": spawned,

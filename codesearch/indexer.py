@@ -26,6 +26,7 @@ from codesearch.rows import (  # noqa: F401 (content_hash, chunk_rows: re-export
     RowPool,
     chunk_rows,
     content_hash,
+    discard_spare_workers,
     file_hash,
     make_budget,
     tokenizer_file,
@@ -469,6 +470,7 @@ def _lexical_tier(
     finally:
         if pool is not None:
             pool.close()
+        discard_spare_workers()  # prestarted for a pool this run did not need
     manifest.extra["chunker"] = CHUNKER_VERSION
     if deleted:
         store.delete_paths(deleted)

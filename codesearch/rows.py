@@ -251,11 +251,54 @@ def chunk_batch(jobs: Sequence[ChunkJob], spec: BudgetSpec) -> ChunkedBatch:
     return ChunkedBatch([chunk_job(job, spec) for job in jobs])
 
 
-def _init_worker(spec: BudgetSpec) -> None:
+def _init_worker() -> None:
     # Ctrl-C goes to the whole process group: the parent decides what happens,
     # workers just stop when it shuts the pool down (no tracebacks from them).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    make_budget(spec)
+
+
+def _spawn_executor(workers: int) -> Executor:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    executor = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
+                                   mp_context=multiprocessing.get_context("spawn"))
+    for _ in range(workers):
+        executor.submit(os.getpid)  # one process is spawned per submitted task
+    return executor
+
+
+_spare: tuple[int, Executor] | None = None
+
+
+def prestart_workers() -> None:
+    """Spawn the chunking workers now, before the files are known.
+
+    A spawned worker needs about 0.2 s to start; begun while the parent still
+    imports the indexer and walks the tree (a core sits idle then), that time no
+    longer delays the first chunk of a first build. The next RowPool with as many
+    workers adopts them; `discard_spare_workers` stops them if none does.
+    """
+    global _spare
+    workers = pool_workers(POOL_MIN_FILES)
+    if workers and _spare is None:
+        _spare = (workers, _spawn_executor(workers))
+
+
+def discard_spare_workers() -> None:
+    global _spare
+    if _spare is not None:
+        _spare[1].shutdown(wait=False, cancel_futures=True)
+        _spare = None
+
+
+def _adopt_or_spawn(workers: int) -> Executor:
+    global _spare
+    if _spare is not None and _spare[0] == workers:
+        executor, _spare = _spare[1], None
+        return executor
+    discard_spare_workers()
+    return _spawn_executor(workers)
 
 
 def pool_workers(n_files: int) -> int:
@@ -287,13 +330,7 @@ class RowPool:
 
     def start(self) -> RowPool:
         if self.workers and self._executor is None:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            self._executor = ProcessPoolExecutor(
-                max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker, initargs=(self.spec,),
-            )
+            self._executor = _adopt_or_spawn(self.workers)
             self._pending = iter(self._parts())
             self._fill()
         return self

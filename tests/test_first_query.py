@@ -42,6 +42,34 @@ def test_pool_workers_produce_exactly_the_in_process_rows() -> None:
     assert sum(len(f.rows or []) for f in here) > 100
 
 
+def test_prestarted_workers_are_adopted_by_the_pool_or_stopped(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from codesearch import rows
+
+    monkeypatch.setenv("CODESEARCH_CHUNK_WORKERS", "2")
+    files = list(discover(FIXTURES, DiscoveryOptions()))
+    jobs = [ChunkJob(f) for f in files]
+    spec = budget_spec(get_profile("minilm"))
+    rows.prestart_workers()
+    assert rows._spare is not None
+    spare = rows._spare[1]
+    with RowPool(jobs, spec, workers=2) as pool:
+        assert pool.start()._executor is spare and rows._spare is None
+        there = [item for batch in pool.results() for item in batch.files]
+    with RowPool(jobs, spec, workers=0) as pool:
+        here = [item for batch in pool.results() for item in batch.files]
+    assert [f.rows for f in there] == [f.rows for f in here]
+    # Not needed (a small tree): stopped, processes and all.
+    rows.prestart_workers()
+    processes = list(rows._spare[1]._processes.values())  # type: ignore[index]
+    assert len(processes) == 2
+    rows.discard_spare_workers()
+    assert rows._spare is None
+    for process in processes:
+        process.join(30)
+        assert not process.is_alive()
+
+
 @pytest.mark.parametrize("text", [
     "readCsvFile(path) + HTTPServer_v2", "caf\u00e9 na\u00efve __init__ _ __", "2to3 x1y2 0x1F",
     "emoji \U0001f600done\tTabs\nnew_line", "bad \udcff surrogate", "", "   ",
