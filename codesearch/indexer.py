@@ -34,11 +34,11 @@ from codesearch.rows import (  # noqa: F401 (content_hash, chunk_rows: re-export
 )
 from codesearch.store import (
     INDEX_DIRNAME,
-    ChunkRow,
     FileState,
     IndexError_,
     IndexStore,
     Manifest,
+    RowColumns,
     read_manifest,
     write_manifest,
 )
@@ -148,8 +148,9 @@ CHUNK_TOKENS_PER_MODEL_TOKEN = 1.25
 # Bump when chunking changes what a file's chunks are: an index made by another
 # version is re-chunked on its next run (vectors of unchanged chunks are reused).
 # 3: one token rate per tokenizer (REFERENCE_CODE), not per file; 4: lex_body keeps
-# only the words a query can ask for (tokens.searchable).
-CHUNKER_VERSION = 4
+# only the words a query can ask for (tokens.searchable); 5: full-text columns hold
+# analyzed terms (tokens.index_terms; search.ANALYZED_SINCE).
+CHUNKER_VERSION = 5
 
 
 def budget_spec(profile: ModelProfile) -> BudgetSpec:
@@ -485,17 +486,17 @@ def _write_rows(
 ) -> None:
     states: list[FileState] = []
     touched: list[FileState] = []
-    rows: list[ChunkRow] = []
+    columns: RowColumns = {}
 
     def flush() -> None:
         if states:
-            store.replace_files(states, rows, fresh=fresh)
-            report.chunks_written += len(rows)
+            store.replace_files(states, columns, fresh=fresh)
+            report.chunks_written += len(columns.get("id", ()))
         if touched:
             store.update_files(touched)
         states.clear()
         touched.clear()
-        rows.clear()
+        columns.clear()
 
     progress.start("chunk", len(pool.jobs))
     for batch in pool.results():
@@ -504,12 +505,13 @@ def _write_rows(
                 report.unreadable += 1
                 continue
             report.decode_errors += int(item.decode_error)
-            if item.rows is None:
+            if not item.changed:
                 touched.append(item.state)
             else:
                 report.files_changed += 1
                 states.append(item.state)
-                rows.extend(item.rows)
+        for name, values in batch.columns.items():
+            columns.setdefault(name, []).extend(values)
         progress.advance("chunk", len(batch.files))
         if len(states) + len(touched) >= write_files:
             flush()

@@ -27,8 +27,8 @@ from typing import Any
 
 from codesearch.chunk import Chunk, ChunkBudget, chunk_file
 from codesearch.discover import SourceFile, read_text
-from codesearch.store import ChunkRow, FileState
-from codesearch.tokens import lexical_text, path_words, symbol_words
+from codesearch.store import ChunkRow, FileState, RowColumns, row_columns
+from codesearch.tokens import lexical_text, path_terms, symbol_words, terms_text
 
 # Below this many files a pool costs more (process start, imports) than it saves.
 POOL_MIN_FILES = 48
@@ -66,8 +66,8 @@ def chunk_rows(chunks: Sequence[Chunk], fhash: str) -> list[ChunkRow]:
                 id=row_id, path=c.path, language=c.language, symbol=c.symbol, kind=c.kind,
                 start_line=c.start_line, end_line=c.end_line, text=c.text, context=c.context,
                 content_type=c.content_type, content_hash=chash, file_hash=fhash,
-                lex_symbol=f"{symbol_words(c.symbol)} {c.kind}".strip(),
-                lex_path=path_words(c.path),
+                lex_symbol=terms_text((symbol_words(c.symbol), c.kind)),
+                lex_path=path_terms(c.path),
                 lex_body=lexical_text(f"{c.context}\n{c.text}" if c.context else c.text),
             )
         )
@@ -215,40 +215,53 @@ class ChunkJob:
 
 @dataclass
 class ChunkedFile:
-    """What one file became. `rows` is None when only its size/mtime moved."""
+    """What one file became. With a state but not `changed`: only its size/mtime moved."""
 
     state: FileState | None  # None: unreadable
-    rows: list[ChunkRow] | None = None
     decode_error: bool = False
     changed: bool = False
 
 
 @dataclass
 class ChunkedBatch:
+    """Files in job order, and the rows of the changed ones column by column.
+
+    Columns, not row objects, cross from a worker to the parent: a dict of lists
+    loads into an Arrow table in 0.05 s for 23k rows, row objects in 0.25 s, and
+    that is parent time taken while the workers still chunk a first build.
+    """
+
     files: list[ChunkedFile] = field(default_factory=list)
+    columns: RowColumns = field(default_factory=dict)
 
 
-def chunk_job(job: ChunkJob, spec: BudgetSpec) -> ChunkedFile:
+def chunk_job(job: ChunkJob, spec: BudgetSpec) -> tuple[ChunkedFile, list[ChunkRow]]:
     source, previous = job.source, job.previous
     try:
         text, had_errors = read_text(source)
     except OSError:
-        return ChunkedFile(state=None)
+        return ChunkedFile(state=None), []
     fhash = file_hash(text)
     if previous is not None and previous.file_hash == fhash:
         # Touched but not changed: refresh size/mtime only (rows stay as they are).
         state = FileState(source.path, source.size, source.mtime_ns, fhash,
                           previous.language, previous.chunks, had_errors)
-        return ChunkedFile(state=state, decode_error=had_errors)
+        return ChunkedFile(state=state, decode_error=had_errors), []
     budget = make_budget(spec)
     rows = chunk_rows(chunk_file(source.path, text, source.language, budget), fhash)
     state = FileState(source.path, source.size, source.mtime_ns, fhash,
                       source.language or "text", len(rows), had_errors)
-    return ChunkedFile(state=state, rows=rows, decode_error=had_errors, changed=True)
+    return ChunkedFile(state=state, decode_error=had_errors, changed=True), rows
 
 
 def chunk_batch(jobs: Sequence[ChunkJob], spec: BudgetSpec) -> ChunkedBatch:
-    return ChunkedBatch([chunk_job(job, spec) for job in jobs])
+    files: list[ChunkedFile] = []
+    rows: list[ChunkRow] = []
+    for job in jobs:
+        item, item_rows = chunk_job(job, spec)
+        files.append(item)
+        rows.extend(item_rows)
+    return ChunkedBatch(files, row_columns(rows))
 
 
 def _init_worker() -> None:

@@ -26,13 +26,14 @@ from codesearch.store import (
     scan,
     vector_columns,
 )
-from codesearch.tokens import query_words
+from codesearch.tokens import query_words, terms_text
 
 __all__ = ["CONTENT_TYPES", "MODES", "Hit", "SearchOptions", "SearchResult", "Searcher"]
 # Field weights of the lexical BM25 (symbol, path, body). LanceDB takes the best
 # field's score, not the sum, so a large symbol weight drowns the body: measured on
 # the dev benchmark, (3, 1.5, 1) gave text-only NDCG@10 0.556, (1, 0.5, 1) 0.615.
 LEXICAL_BOOSTS = (1.5, 0.75, 1.0)
+ANALYZED_SINCE = 5  # indexer.CHUNKER_VERSION whose rows hold analyzed terms
 
 
 class Catalog:
@@ -160,9 +161,12 @@ class Searcher:
         from lancedb.query import MultiMatchQuery
 
         words = query_words(query)
-        if not words or len(self.catalog) == 0:
+        # Rows chunked before version 5 hold words that the index itself analyzes.
+        analyzed = int(self.manifest.extra.get("chunker", 0)) >= ANALYZED_SINCE
+        text = terms_text(words) if analyzed else " ".join(words)
+        if not text or len(self.catalog) == 0:
             return []
-        search = MultiMatchQuery(" ".join(words), list(LEXICAL_COLUMNS), boosts=list(LEXICAL_BOOSTS))
+        search = MultiMatchQuery(text, list(LEXICAL_COLUMNS), boosts=list(LEXICAL_BOOSTS))
         fetch = min(len(self.catalog), limit * 3)
         rows = (
             self.store.chunks.search(search, query_type="fts")

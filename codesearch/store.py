@@ -20,7 +20,7 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -152,6 +152,13 @@ class ChunkRow:
     lex_body: str
 
 
+RowColumns = dict[str, list[Any]]  # ChunkRow fields, each a list over the same rows
+
+
+def row_columns(rows: Sequence[ChunkRow]) -> RowColumns:
+    return {f.name: [getattr(r, f.name) for r in rows] for f in fields(ChunkRow)}
+
+
 def _columns_table(items: Sequence[Any], schema: Any) -> Any:
     """Arrow table from dataclass rows, column by column (asdict() is ~10x slower)."""
     import pyarrow as pa
@@ -234,7 +241,7 @@ class IndexStore:
 
     # -- writes -----------------------------------------------------------
     def replace_files(
-        self, states: Sequence[FileState], rows: Sequence[ChunkRow], fresh: bool = False
+        self, states: Sequence[FileState], columns: RowColumns, fresh: bool = False
     ) -> None:
         """Replace every chunk of these files in one commit, then record the files.
 
@@ -245,8 +252,10 @@ class IndexStore:
 
         if not states:
             return
+        import pyarrow as pa
+
         paths = [s.path for s in states]
-        table = _columns_table(rows, self._chunk_schema())
+        table = pa.Table.from_pydict(columns or row_columns([]), schema=self._chunk_schema())
         if fresh:
             # A first build into empty tables: plain appends, no per-path matching.
             if table.num_rows:
@@ -316,19 +325,23 @@ class IndexStore:
             self._create_fts(column)
 
     def _missing_fts(self) -> list[str]:
-        existing = {tuple(i.columns) for i in self.chunks.list_indices()}
+        """Columns without a full-text index of the current recipe (an index of an older
+        one, which stemmed again what is stemmed already, is rebuilt)."""
+        current = {
+            i.columns[0] for i in self.chunks.list_indices()
+            if len(i.columns) == 1 and _bare_fts(getattr(i, "index_details", None) or {})
+        }
         # The body first: it takes longest, so it starts at once.
         ordered = sorted(LEXICAL_COLUMNS, key=lambda c: c != "lex_body")
-        return [c for c in ordered if (c,) not in existing]
+        return [c for c in ordered if c not in current]
 
     def _create_fts(self, column: str) -> None:
         from lancedb.index import FTS
 
-        # Stemming lets "parsing" meet "parse"; the text is pre-split into words.
-        # Symbol and body words are lower-case ASCII already (tokens.expand_words), so
-        # folding them again only costs time; paths may hold other letters.
-        plain = column != "lex_path"
-        config = FTS(with_position=False, lower_case=not plain, ascii_folding=not plain)
+        # The columns hold analyzed terms already (tokens.index_terms: split, stemmed,
+        # stop words out), so the index only splits on spaces.
+        config = FTS(with_position=False, base_tokenizer="whitespace", lower_case=False,
+                     stem=False, remove_stop_words=False, ascii_folding=False)
         self.chunks.create_index(column, config=config, replace=True)
 
     def optimize(self) -> None:
@@ -384,6 +397,10 @@ class IndexStore:
     def count_chunks(self) -> int:
         return self.chunks.count_rows()
 
+
+
+def _bare_fts(details: dict[str, Any]) -> bool:
+    return details.get("base_tokenizer") == "whitespace" and details.get("stem") is False
 
 
 def vector_columns(table: Any) -> dict[str, np.ndarray]:
