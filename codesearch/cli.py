@@ -319,7 +319,7 @@ def _wait_until_queryable(index_dir: Path, quiet: bool, timeout: float = 900.0) 
         if not said and not quiet:
             err_console.print("[dim]waiting for `codesearch index` to finish the full-text tier[/]")
             said = True
-        time.sleep(0.05)
+        time.sleep(0.02)  # a first answer is timed from `codesearch index` starting
 
 
 def _query_daemon(index_dir: Path, text: str, options: Any) -> dict[str, Any] | None:

@@ -404,7 +404,10 @@ def _record(
     report.chunks_total = store.count_chunks()
     # Counted per chunk, as queries count it (chunks may share one content hash).
     have = store.vector_hashes()
-    report.vectors_pending = sum(h not in have for h in store.chunk_content_hashes())
+    if have:
+        report.vectors_pending = sum(h not in have for h in store.chunk_content_hashes())
+    else:  # a first build's full-text tier: no need to read every hash
+        report.vectors_pending = report.chunks_total
     manifest.files = store.files.count_rows()
     manifest.chunks = report.chunks_total
     manifest.vectors_pending = report.vectors_pending

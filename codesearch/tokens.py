@@ -60,7 +60,6 @@ def expand_words(text: str) -> list[str]:
 # byte, UTF-8 sequences included, separates words exactly as the regex does).
 _WORD_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 _SEPARATE = bytes(b if b in _WORD_BYTES else 0x20 for b in range(256))
-_lexical_words: dict[bytes, str] = {}
 
 
 def searchable(word: str) -> bool:
@@ -135,14 +134,21 @@ def terms_text(words: Iterable[str]) -> str:
     return " ".join(filter(None, map(_term, " ".join(words).replace("_", " ").split())))
 
 
-def _lexical_word(token: bytes) -> str:
-    # A token may still hold several _WORD matches ("2to3" -> "2", "to3").
-    idents = _WORD.findall(token.decode("ascii"))
-    pieces = [p for i in idents for w in _expanded(i) if searchable(w) for p in w.split("_")]
-    words = " ".join(filter(None, map(_term, filter(None, pieces))))
-    if len(_lexical_words) < 1 << 20:
-        _lexical_words[token] = words
-    return words
+class _TokenTerms(dict[bytes, str]):
+    """Token -> its terms, analyzed on first sight: the lookup of every other
+    occurrence stays in C (`map(terms.__getitem__, tokens)`)."""
+
+    def __missing__(self, token: bytes) -> str:
+        # A token may still hold several _WORD matches ("2to3" -> "2", "to3").
+        idents = _WORD.findall(token.decode("ascii"))
+        pieces = [p for i in idents for w in _expanded(i) if searchable(w) for p in w.split("_")]
+        terms = " ".join(filter(None, map(_term, filter(None, pieces))))
+        if len(self) < 1 << 20:
+            self[token] = terms
+        return terms
+
+
+_token_terms = _TokenTerms()
 
 
 def lexical_text(text: str) -> str:
@@ -155,9 +161,8 @@ def lexical_text(text: str) -> str:
     third of all words) also means BM25 lengths count only words that can match.
     """
     tokens = text.encode("utf-8", "surrogatepass").translate(_SEPARATE).split()
-    seen = _lexical_words
-    # filter(None, ...) drops tokens with no word ("_"), as expand_words does.
-    return " ".join(filter(None, [seen[t] if t in seen else _lexical_word(t) for t in tokens]))
+    # filter(None, ...) drops tokens with no term ("_", "self").
+    return " ".join(filter(None, map(_token_terms.__getitem__, tokens)))
 
 
 @lru_cache(maxsize=4096)
