@@ -305,7 +305,11 @@ def build_index(
         # waited for it finds this process answering (see cli.query).
         server = _serve_queries(index_dir) if options.serve and options.embed else None
         try:
+            # Queryable now: until the full-text indexes are built (0.25 s for 23k chunks)
+            # a query searches the unindexed rows, with the same answers.
             _record(index_dir, manifest, store, report, complete=False)
+            if store.ensure_fts():
+                _record(index_dir, manifest, store, report, complete=False)  # servers reload
             if server is not None:
                 server.warm()
             if options.embed:
@@ -479,7 +483,6 @@ def _lexical_tier(
     if deleted:
         store.delete_paths(deleted)
     report.files_deleted = len(deleted)
-    store.ensure_fts()
     return store
 
 

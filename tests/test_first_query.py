@@ -152,6 +152,57 @@ def test_full_text_index_of_analyzed_terms_answers_as_lancedb_own_analyzer(
     assert analyzed._missing_fts() == [] and sorted(reference._missing_fts()) == sorted(LEXICAL_COLUMNS)
 
 
+def test_a_new_table_answers_before_its_full_text_indexes_are_built(minirepo: Path,
+                                                                     tmp_path: Path) -> None:
+    """A first build is queryable once its rows are written: the empty indexes made with
+    the table let queries search the unindexed rows, with the answers the built
+    indexes give afterwards."""
+    from lancedb.query import MultiMatchQuery
+
+    from codesearch.search import LEXICAL_BOOSTS
+    from codesearch.store import LEXICAL_COLUMNS, IndexStore
+    from codesearch.tokens import terms_text
+
+    store = IndexStore(tmp_path / "index")
+    indexes = store.chunks.list_indices()
+    assert sorted(i.columns[0] for i in indexes) == sorted(LEXICAL_COLUMNS)
+    rows, states = [], []
+    with RowPool([ChunkJob(f) for f in discover(minirepo, DiscoveryOptions())],
+                 budget_spec(get_profile("minilm")), workers=0) as pool:
+        for batch in pool.results():
+            states += [f.state for f in batch.files if f.changed]
+            rows.append(batch.columns)
+    columns = {name: [v for part in rows for v in part[name]] for name in rows[0]}
+    store.replace_files(states, columns, fresh=True)
+
+    def answers() -> list[list[dict[str, object]]]:
+        out = []
+        for query in ["ReverseString", "read csv count nulls", "parse config file", "slugify"]:
+            search = MultiMatchQuery(terms_text(query_words(query)), list(LEXICAL_COLUMNS),
+                                     boosts=list(LEXICAL_BOOSTS))
+            out.append(store.chunks.search(search, query_type="fts").select(["id", "_score"])
+                       .limit(10).to_arrow().to_pylist())
+        return out
+
+    before = answers()
+    assert sum(map(bool, before)) >= 3
+    assert sorted(store._missing_fts()) == sorted(LEXICAL_COLUMNS)
+    assert store.ensure_fts() is True
+    assert all(i.num_unindexed_rows == 0 and i.num_indexed_rows == len(columns["id"])
+               for i in store.chunks.list_indices())
+    assert answers() == before
+    assert store.ensure_fts() is False  # nothing left to build
+
+
+def test_a_first_build_ends_with_every_row_in_the_full_text_indexes(minirepo: Path) -> None:
+    from codesearch.store import IndexStore
+
+    build_index(minirepo, IndexOptions(embed=False))
+    indexes = IndexStore(minirepo / INDEX_DIRNAME).chunks.list_indices()
+    assert len(indexes) == 3
+    assert all(i.num_unindexed_rows == 0 and i.num_indexed_rows > 20 for i in indexes)
+
+
 def _rows_table(rows: list) -> object:
     from codesearch.store import IndexStore, _columns_table
 
