@@ -17,6 +17,8 @@ BENCH = Path(__file__).resolve().parent
 def main() -> int:
     steps = [
         [sys.executable, str(BENCH / "bench_index.py")],
+        [sys.executable, str(BENCH / "bench_index.py"), "--sizes", "thousand", "large",
+         "--first-answer-only", "--first-runs", "9"],
         [sys.executable, str(BENCH / "bench_embed.py"), "--limit", "500", "--threads", "1", "2", "--ndcg"],
     ]
     for step in steps:
