@@ -142,6 +142,8 @@ class _State:
             self.searcher = Searcher(self.index_dir, embedder=self.embedder)
             if old is not None and old.manifest.fingerprint == self.searcher.manifest.fingerprint:
                 self.searcher._embedder = self.searcher._embedder or old._embedder
+            if old is not None:
+                self.searcher.adopt_catalog(old)  # (the indexer rewrites it every 20 s)
             self.manifest_mtime = mtime
         return self.searcher
 
@@ -220,6 +222,12 @@ class ThreadServer:
             self.state.embedder = embedder
             if self.state.searcher is not None and self.state.searcher._embedder is None:
                 self.state.searcher._embedder = embedder
+
+    def load_catalog(self) -> None:
+        """Read the chunk catalog now (the rows are written, the index not yet declared
+        queryable): the first query, a moment later, then finds it loaded."""
+        with self.state.lock, contextlib.suppress(Exception):
+            _ = self.state.current_searcher().catalog
 
     def warm(self) -> None:
         """Open the tables, load the chunk catalog and the full-text index now, before

@@ -305,6 +305,8 @@ def build_index(
         # waited for it finds this process answering (see cli.query).
         server = _serve_queries(index_dir) if options.serve and options.embed else None
         try:
+            if server is not None:
+                server.load_catalog()
             # Queryable now: until the full-text indexes are built (0.25 s for 23k chunks)
             # a query searches the unindexed rows, with the same answers.
             _record(index_dir, manifest, store, report, complete=False)

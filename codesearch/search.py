@@ -43,6 +43,7 @@ class Catalog:
                "content_type", "content_hash")
 
     def __init__(self, table: Any):
+        self.version: int = table.version  # the table version these rows are from
         data = scan(table, self.COLUMNS)
         self.ids: list[str] = data["id"].to_pylist()
         self.paths: list[str] = data["path"].to_pylist()
@@ -94,6 +95,12 @@ class Searcher:
         self._vectors: tuple[dict[str, np.ndarray], np.ndarray] | None = None
         self._rerankers: dict[str, Any] = {}
         self._query_embedders: dict[str, Any] = {}
+
+    def adopt_catalog(self, other: Searcher) -> None:
+        """Take another Searcher's catalog if it was read from the table version this
+        one sees (a manifest rewrite alone does not change the rows)."""
+        if other._catalog is not None and other._catalog.version == self.store.chunks.version:
+            self._catalog = other._catalog
 
     @property
     def catalog(self) -> Catalog:

@@ -203,6 +203,28 @@ def test_a_first_build_ends_with_every_row_in_the_full_text_indexes(minirepo: Pa
     assert all(i.num_unindexed_rows == 0 and i.num_indexed_rows > 20 for i in indexes)
 
 
+def test_a_reloaded_searcher_keeps_the_catalog_of_unchanged_rows(minirepo: Path) -> None:
+    """The query server reloads its Searcher whenever the manifest is rewritten (every
+    20 s while embedding); the chunk catalog is read again only if the rows changed."""
+    from codesearch.search import Searcher
+
+    build_index(minirepo, IndexOptions(embed=False))
+    index_dir = minirepo / INDEX_DIRNAME
+    first = Searcher(index_dir)
+    catalog = first.catalog
+    write_manifest(index_dir, read_manifest(index_dir))  # a rewrite, same rows
+    again = Searcher(index_dir)
+    again.adopt_catalog(first)
+    assert again.catalog is catalog
+    (minirepo / "added.py").write_text("def freshly_added_helper():\n    return 1\n")
+    build_index(minirepo, IndexOptions(embed=False))
+    changed = Searcher(index_dir)
+    changed.adopt_catalog(first)
+    assert changed.catalog is not catalog
+    assert "freshly_added_helper" in changed.catalog.symbols
+    assert "freshly_added_helper" not in catalog.symbols
+
+
 def _rows_table(rows: list) -> object:
     from codesearch.store import IndexStore, _columns_table
 
