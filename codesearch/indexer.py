@@ -311,7 +311,7 @@ def build_index(
             # a query searches the unindexed rows, with the same answers.
             _record(index_dir, manifest, store, report, complete=False)
             if store.ensure_fts():
-                _record(index_dir, manifest, store, report, complete=False)  # servers reload
+                write_manifest(index_dir, manifest)  # a new mtime: servers reopen the tables
             if server is not None:
                 server.warm()
             if options.embed:

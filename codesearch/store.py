@@ -322,11 +322,12 @@ class IndexStore:
         """
         from concurrent.futures import ThreadPoolExecutor
 
-        missing = self._missing_fts()
+        missing = left = self._missing_fts()
         if len(missing) > 1:
             with ThreadPoolExecutor(len(missing)) as pool, contextlib.suppress(Exception):
                 list(pool.map(self._create_fts, missing))
-        for column in self._missing_fts() if missing else []:
+            left = self._missing_fts()
+        for column in left:
             self._create_fts(column)
         return bool(missing)
 

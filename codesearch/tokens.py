@@ -131,7 +131,11 @@ def terms_text(words: Iterable[str]) -> str:
     """`index_terms` of words made of a-z, 0-9 and _ (as `expand_words` gives them), as
     one space-separated string. Splitting such words needs no regex: this runs for
     every distinct token of a repository and for every chunk's symbol."""
-    return " ".join(filter(None, map(_term, " ".join(words).replace("_", " ").split())))
+    return _joined_terms(" ".join(words).replace("_", " ").split())
+
+
+def _joined_terms(pieces: Iterable[str]) -> str:
+    return " ".join(filter(None, map(_term, filter(None, pieces))))
 
 
 class _TokenTerms(dict[bytes, str]):
@@ -142,7 +146,7 @@ class _TokenTerms(dict[bytes, str]):
         # A token may still hold several _WORD matches ("2to3" -> "2", "to3").
         idents = _WORD.findall(token.decode("ascii"))
         pieces = [p for i in idents for w in _expanded(i) if searchable(w) for p in w.split("_")]
-        terms = " ".join(filter(None, map(_term, filter(None, pieces))))
+        terms = _joined_terms(pieces)
         if len(self) < 1 << 20:
             self[token] = terms
         return terms

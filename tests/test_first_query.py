@@ -111,11 +111,9 @@ def test_full_text_index_of_analyzed_terms_answers_as_lancedb_own_analyzer(
     a query must get exactly the answers and scores of raw words under LanceDB's own
     English analyzer, non-ASCII paths included."""
     from lancedb.index import FTS
-    from lancedb.query import MultiMatchQuery
 
     from codesearch.chunk import chunk_file
     from codesearch.rows import chunk_rows, make_budget
-    from codesearch.search import LEXICAL_BOOSTS
     from codesearch.store import LEXICAL_COLUMNS, IndexStore
     from codesearch.tokens import path_words, symbol_words, terms_text
 
@@ -139,12 +137,8 @@ def test_full_text_index_of_analyzed_terms_answers_as_lancedb_own_analyzer(
     for query in ["ReverseString", "read csv count nulls", "HTTP server", "caf\u00e9 tables",
                   "Parsing Config Files", "slugify text", "parse_config"]:
         words = query_words(query)
-        answers = [
-            store.chunks.search(MultiMatchQuery(text, list(LEXICAL_COLUMNS),
-                                                boosts=list(LEXICAL_BOOSTS)), query_type="fts")
-            .select(["id", "_score"]).limit(20).to_arrow().to_pylist()
-            for store, text in ((analyzed, terms_text(words)), (reference, " ".join(words)))
-        ]
+        answers = [_fts_answers(store, text, 20)
+                   for store, text in ((analyzed, terms_text(words)), (reference, " ".join(words)))]
         assert answers[0] == answers[1], query
         asked += bool(answers[0])
     assert asked >= 5  # the queries really match something
@@ -157,9 +151,6 @@ def test_a_new_table_answers_before_its_full_text_indexes_are_built(minirepo: Pa
     """A first build is queryable once its rows are written: the empty indexes made with
     the table let queries search the unindexed rows, with the answers the built
     indexes give afterwards."""
-    from lancedb.query import MultiMatchQuery
-
-    from codesearch.search import LEXICAL_BOOSTS
     from codesearch.store import LEXICAL_COLUMNS, IndexStore
     from codesearch.tokens import terms_text
 
@@ -176,13 +167,8 @@ def test_a_new_table_answers_before_its_full_text_indexes_are_built(minirepo: Pa
     store.replace_files(states, columns, fresh=True)
 
     def answers() -> list[list[dict[str, object]]]:
-        out = []
-        for query in ["ReverseString", "read csv count nulls", "parse config file", "slugify"]:
-            search = MultiMatchQuery(terms_text(query_words(query)), list(LEXICAL_COLUMNS),
-                                     boosts=list(LEXICAL_BOOSTS))
-            out.append(store.chunks.search(search, query_type="fts").select(["id", "_score"])
-                       .limit(10).to_arrow().to_pylist())
-        return out
+        return [_fts_answers(store, terms_text(query_words(query)), 10)
+                for query in ["ReverseString", "read csv count nulls", "parse config file", "slugify"]]
 
     before = answers()
     assert sum(map(bool, before)) >= 3
@@ -223,6 +209,18 @@ def test_a_reloaded_searcher_keeps_the_catalog_of_unchanged_rows(minirepo: Path)
     assert changed.catalog is not catalog
     assert "freshly_added_helper" in changed.catalog.symbols
     assert "freshly_added_helper" not in catalog.symbols
+
+
+def _fts_answers(store: object, text: str, limit: int) -> list[dict[str, object]]:
+    """The full-text search the Searcher runs (search.Searcher.lexical), ids and scores."""
+    from lancedb.query import MultiMatchQuery
+
+    from codesearch.search import LEXICAL_BOOSTS
+    from codesearch.store import LEXICAL_COLUMNS
+
+    search = MultiMatchQuery(text, list(LEXICAL_COLUMNS), boosts=list(LEXICAL_BOOSTS))
+    return (store.chunks.search(search, query_type="fts")  # type: ignore[attr-defined]
+            .select(["id", "_score"]).limit(limit).to_arrow().to_pylist())
 
 
 def _rows_table(rows: list) -> object:
