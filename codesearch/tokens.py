@@ -30,8 +30,13 @@ def split_identifier(name: str) -> list[str]:
     """`readCSVFile_v2` -> ["read", "csv", "file", "v", "2"] (lower case)."""
     parts: list[str] = []
     for piece in name.split("_"):
-        parts.extend(m.group(0).lower() for m in _CAMEL.finditer(piece))
-    return [p for p in parts if p]
+        # Most pieces are one lower-case word: no regex (this runs for every distinct
+        # identifier of a repository before its first query).
+        if piece.isalpha() and piece.islower() and piece.isascii():
+            parts.append(piece)
+        elif piece:
+            parts.extend(map(str.lower, _CAMEL.findall(piece)))
+    return parts
 
 
 def identifiers(text: str) -> list[str]:
