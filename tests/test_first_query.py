@@ -22,7 +22,14 @@ from codesearch.lock import index_lock
 from codesearch.models import get_profile
 from codesearch.rows import ChunkJob, RowPool
 from codesearch.store import INDEX_DIRNAME, read_manifest, write_manifest
-from codesearch.tokens import expand_words, index_terms, lexical_text, query_words, searchable
+from codesearch.tokens import (
+    expand_words,
+    index_terms,
+    lexical_text,
+    query_words,
+    searchable,
+    split_identifier,
+)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -90,6 +97,26 @@ def test_lexical_text_keeps_only_words_a_query_can_ask_for() -> None:
     assert lexical_text("def read_csv(self, x=0):\n    return None") == "read csv read csv"
     assert query_words("def read_csv(self, x=0)") == ["read_csv", "read", "csv"]
     assert lexical_text("parsingHTTPHeaders") == "parsinghttphead pars http header"
+
+
+@pytest.mark.parametrize(("name", "parts"), [
+    ("read_csv", ["read", "csv"]), ("readCSVFile_v2", ["read", "csv", "file", "v", "2"]),
+    ("HTTPServer", ["http", "server"]), ("__init__", ["init"]), ("a__b", ["a", "b"]),
+    ("x", ["x"]), ("_", []), ("caf\u00e9_Bar", ["caf", "bar"]), ("\u00e9t\u00e9", ["t"]),
+])
+def test_split_identifier(name: str, parts: list[str]) -> None:
+    # One-word lower-case pieces take a fast path; the others the camel-case regex.
+    assert split_identifier(name) == parts
+
+
+def test_a_first_builds_setup_does_not_import_numpy() -> None:
+    """Chunking workers wait for the indexer's import and the run's manifest (numpy
+    would add 0.05 s there); numpy comes with LanceDB, after the pool has its files."""
+    probe = ("import sys, codesearch.indexer as ix; "
+             "ix.budget_spec(ix.index_profile(ix.wanted_manifest(ix.IndexOptions(), None))); "
+             "print('numpy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 @pytest.mark.parametrize("text", [
