@@ -240,13 +240,9 @@ def test_a_reloaded_searcher_keeps_the_catalog_of_unchanged_rows(minirepo: Path)
 
 def _fts_answers(store: object, text: str, limit: int) -> list[dict[str, object]]:
     """The full-text search the Searcher runs (search.Searcher.lexical), ids and scores."""
-    from lancedb.query import MultiMatchQuery
+    from codesearch.search import lexical_query
 
-    from codesearch.search import LEXICAL_BOOSTS
-    from codesearch.store import LEXICAL_COLUMNS
-
-    search = MultiMatchQuery(text, list(LEXICAL_COLUMNS), boosts=list(LEXICAL_BOOSTS))
-    return (store.chunks.search(search, query_type="fts")  # type: ignore[attr-defined]
+    return (store.chunks.search(lexical_query(text), query_type="fts")  # type: ignore[attr-defined]
             .select(["id", "_score"]).limit(limit).to_arrow().to_pylist())
 
 
