@@ -66,16 +66,26 @@ _VENDOR_PATH = re.compile(
 )
 
 
-def path_penalty(path: str, query: str, config: RankingConfig | None = None) -> float:
+def path_penalty(
+    path: str, query: str, config: RankingConfig | None = None, symbol: str = ""
+) -> float:
+    """Vendored, test and example code sink unless the query asks for it. A test is
+    known by its path or, for Rust's inline `mod tests`, by its symbol (`tests::parse`)."""
     config = config or RankingConfig()
     lowered = query.lower()
     if _VENDOR_PATH.search(path):
         return config.vendor_penalty
-    if _TEST_PATH.search(path) and "test" not in lowered and "spec" not in lowered:
+    is_test = _TEST_PATH.search(path) or _in_test_module(symbol)
+    if is_test and "test" not in lowered and "spec" not in lowered:
         return config.test_penalty
     if _EXAMPLE_PATH.search(path) and not any(w in lowered for w in ("example", "doc", "bench")):
         return config.example_penalty
     return 1.0
+
+
+def _in_test_module(symbol: str) -> bool:
+    # Only enclosing parts count: a definition named `test` is not a test module.
+    return any(p.lower() in ("test", "tests") for p in _symbol_parts(symbol)[:-1])
 
 
 def _symbol_parts(symbol: str) -> list[str]:
@@ -175,7 +185,7 @@ def fuse_and_rank(
         if config.path_match:
             score *= path_factor(words, cand.path)
         if config.path_penalties:
-            score *= path_penalty(cand.path, query, config)
+            score *= path_penalty(cand.path, query, config, cand.symbol)
         if config.kind_prior and cand.kind == "module":
             score *= config.module_penalty
         scores[idx] = score

@@ -152,3 +152,23 @@ def test_chunk_budget_is_counted_in_the_models_tokens():
     assert len(parts) > 4 and {p.symbol for p in parts} == {"accumulate"}
     sizes = [budget.count_tokens(p.text) for p in parts]
     assert max(sizes) <= budget.max_tokens * 1.25, sizes
+
+
+def test_rust_inline_test_modules_sink_like_test_files():
+    """Rust keeps unit tests in `mod tests` beside the code: the chunker names them
+    `tests::...`, and ranking treats them as it treats test files."""
+    from codesearch.chunk import chunk_file
+    from codesearch.ranking import RankingConfig, path_penalty
+
+    asserts = "\n".join(f'        assert_eq!(parse("{i}"), {len(str(i))});' for i in range(40))
+    source = (
+        "pub fn parse(x: &str) -> usize {\n    x.len()\n}\n\n#[cfg(test)]\nmod tests {\n"
+        f"    use super::*;\n\n    #[test]\n    fn parses_numbers() {{\n{asserts}\n    }}\n}}\n"
+    )
+    symbols = {c.symbol for c in chunk_file("src/lib.rs", source, "rust")}
+    assert "tests::parses_numbers" in symbols
+    config = RankingConfig()
+    assert path_penalty("src/lib.rs", "parse a number", config, "tests::parses_numbers") == config.test_penalty
+    assert path_penalty("src/lib.rs", "parse a number", config, "parse") == 1.0
+    assert path_penalty("src/lib.rs", "parse a number", config, "Runner::test") == 1.0  # a method named test
+    assert path_penalty("src/lib.rs", "tests of parse", config, "tests::parses_numbers") == 1.0  # asked for
