@@ -55,17 +55,25 @@ def print_json(data: dict[str, Any]) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False))
 
 
+def _snippet_start(hit: Hit) -> int:
+    """First line shown: where the matching part of the definition begins."""
+    return hit.match_start_line if hit.start_line < hit.match_start_line <= hit.end_line else hit.start_line
+
+
 def _snippet_lines(hit: Hit, lines: int | None) -> str:
-    body = hit.text.splitlines()
-    return "\n".join(body[:lines]) if lines else hit.text
+    if not lines:
+        return hit.text
+    skip = _snippet_start(hit) - hit.start_line
+    return "\n".join(hit.text.splitlines()[skip : skip + lines])
 
 
 def _matching_lines(hit: Hit, words: list[str], shown: int) -> set[int]:
     marked = set()
-    for offset, line in enumerate(hit.text.splitlines()[:shown]):
+    first = _snippet_start(hit)
+    for offset, line in enumerate(_snippet_lines(hit, shown).splitlines()):
         lowered = line.lower()
         if any(w in lowered for w in words):
-            marked.add(hit.start_line + offset)
+            marked.add(first + offset)
     return marked
 
 
@@ -87,7 +95,7 @@ def render_hits(console: Console, result: SearchResult, lines: int) -> None:
         snippet = _snippet_lines(hit, lines)
         syntax = Syntax(
             snippet, _LEXERS.get(hit.language, hit.language), line_numbers=True,
-            start_line=hit.start_line, word_wrap=False, background_color="default",
+            start_line=_snippet_start(hit), word_wrap=False, background_color="default",
             highlight_lines=_matching_lines(hit, words, lines),
         )
         console.print(Group(header, syntax))

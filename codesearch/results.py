@@ -42,6 +42,10 @@ class Hit:
     lexical_rank: int | None = None
     vector_rank: int | None = None
     rerank_score: float | None = None
+    # The chunk that matched, inside the definition start_line..end_line spans (a long
+    # definition is stored in parts; a hit shows all of it).
+    match_start_line: int = 0
+    match_end_line: int = 0
 
 
 @dataclass

@@ -17,7 +17,8 @@ from codesearch.cli import app
 runner = CliRunner()
 
 RESULT_KEYS = {"rank", "path", "start_line", "end_line", "symbol", "kind", "language", "score",
-               "lexical_rank", "vector_rank", "rerank_score", "snippet"}
+               "lexical_rank", "vector_rank", "rerank_score", "match_start_line",
+               "match_end_line", "snippet"}
 
 
 @pytest.fixture()
@@ -51,6 +52,7 @@ def test_index_query_status_json(minirepo, no_daemon):
     assert set(top) == RESULT_KEYS
     assert (top["path"], top["symbol"], top["start_line"]) == ("cmd/server/main.go", "ReverseString", 15)
     assert top["snippet"].startswith("// ReverseString")
+    assert top["start_line"] <= top["match_start_line"] <= top["match_end_line"] <= top["end_line"]
 
     result = _run(["status", "--json"], minirepo)
     status = json.loads(result.stdout)

@@ -172,3 +172,46 @@ def test_rust_inline_test_modules_sink_like_test_files():
     assert path_penalty("src/lib.rs", "parse a number", config, "parse") == 1.0
     assert path_penalty("src/lib.rs", "parse a number", config, "Runner::test") == 1.0  # a method named test
     assert path_penalty("src/lib.rs", "tests of parse", config, "tests::parses_numbers") == 1.0  # asked for
+
+
+def test_a_long_definition_is_one_hit_spanning_all_its_parts(tmp_path):
+    """A definition longer than the chunk budget is stored in parts; a hit stands for
+    the whole definition, with its exact text, and says which part matched."""
+    body = []
+    for g in range(6):
+        body += [f"    total_{g}_{i} = compute_value(rows, {g * 10 + i}) + offsets[{i}]" for i in range(5)]
+        body += ["", f"    if total_{g}_0 > limit:", f"        total_{g}_1 = clamp(total_{g}_1, limit)"]
+    source = ("def small():\n    return 1\n\n\ndef reconcile_ledger(rows, offsets, limit):\n"
+              + "\n".join(body) + "\n    return rows\n")
+    (tmp_path / "ledger.py").write_text(source)
+    build_index(tmp_path, IndexOptions(embed=False))
+    searcher = Searcher(tmp_path / INDEX_DIRNAME)
+    parts = [i for i, s in enumerate(searcher.catalog.symbols) if s == "reconcile_ledger"]
+    assert len(parts) >= 2
+    hits = searcher.search("clamp total_5_1", SearchOptions(mode="text", k=5)).hits
+    ledger = [h for h in hits if h.symbol == "reconcile_ledger"]
+    assert len(ledger) == 1
+    hit = ledger[0]
+    lines = source.split("\n")
+    assert (hit.start_line, hit.end_line) == (5, len(lines) - 1)
+    assert hit.text == "\n".join(lines[hit.start_line - 1 : hit.end_line])
+    assert hit.start_line < hit.match_start_line <= hit.match_end_line == hit.end_line  # the last part
+    small = searcher.search("small", SearchOptions(mode="text", k=1)).hits[0]
+    assert (small.start_line, small.end_line, small.match_start_line) == (1, 2, 1)
+
+
+def test_terminal_snippet_starts_at_the_matching_part():
+    from rich.console import Console
+
+    from codesearch.render import render_hits
+    from codesearch.results import Hit, SearchResult
+
+    text = "\n".join(f"line_{n} = {n}" for n in range(10, 20))
+    hit = Hit(rank=1, path="a.py", start_line=10, end_line=19, symbol="f", kind="function",
+              language="python", score=1.0, text=text, match_start_line=15, match_end_line=19)
+    console = Console(record=True, width=100)
+    render_hits(console, SearchResult("line_16", "text", [hit], 1, 0, {}), lines=3)
+    out = console.export_text()
+    assert "a.py:10-19" in out
+    assert "line_15" in out and "line_17" in out
+    assert "line_14" not in out and "line_18" not in out
