@@ -22,7 +22,10 @@ class RankingConfig:
     file_coherence: bool = True  # several hits in one file lift each other
     path_penalties: bool = True  # tests, examples, vendored, generated code sink
     dedup: bool = True  # overlapping chunks of one file shown once
-    kind_prior: bool = True  # module chunks (imports, constants, glue) rank below definitions
+    # Module chunks (imports, constants, glue) rank below definitions, and so do type
+    # aliases and interfaces unless the query names one: they list many words but
+    # rarely are "the code that does Y".
+    kind_prior: bool = True
     fusion: str = "linear"  # linear: weighted normalised scores; rrf: reciprocal ranks
     rrf_k: int = 60
     vector_weight: float = 0.6  # share of the vector score in linear fusion
@@ -32,6 +35,7 @@ class RankingConfig:
     example_penalty: float = 0.8
     vendor_penalty: float = 0.5
     module_penalty: float = 0.7
+    declaration_penalty: float = 0.8  # kinds in DECLARATION_KINDS
 
     @classmethod
     def without(cls, *names: str) -> RankingConfig:
@@ -86,6 +90,18 @@ def path_penalty(
 def _in_test_module(symbol: str) -> bool:
     # Only enclosing parts count: a definition named `test` is not a test module.
     return any(p.lower() in ("test", "tests") for p in _symbol_parts(symbol)[:-1])
+
+
+# Declarations without behaviour: TypeScript and Go type aliases and interfaces.
+DECLARATION_KINDS = frozenset({"type", "interface"})
+
+
+def kind_factor(kind: str, symbolish: bool, config: RankingConfig) -> float:
+    if kind == "module":
+        return config.module_penalty
+    if kind in DECLARATION_KINDS and not symbolish:
+        return config.declaration_penalty
+    return 1.0
 
 
 def _symbol_parts(symbol: str) -> list[str]:
@@ -186,8 +202,8 @@ def fuse_and_rank(
             score *= path_factor(words, cand.path)
         if config.path_penalties:
             score *= path_penalty(cand.path, query, config, cand.symbol)
-        if config.kind_prior and cand.kind == "module":
-            score *= config.module_penalty
+        if config.kind_prior:
+            score *= kind_factor(cand.kind, symbolish, config)
         scores[idx] = score
     if config.file_coherence:
         scores = _file_coherence(scores, candidates, config.coherence_weight)

@@ -215,3 +215,24 @@ def test_terminal_snippet_starts_at_the_matching_part():
     assert "a.py:10-19" in out
     assert "line_15" in out and "line_17" in out
     assert "line_14" not in out and "line_18" not in out
+
+
+def test_type_declarations_rank_below_code_unless_named():
+    """Type aliases and interfaces list many words but rarely do anything: they sink
+    for a question, not when the query names one."""
+    from codesearch.ranking import Candidate, RankingConfig, fuse_and_rank
+
+    candidates = {
+        0: Candidate(0, "src/options.ts", "RetryOptions", "interface", 1, 12),
+        1: Candidate(1, "src/retry.ts", "retryWithBackoff", "function", 1, 30),
+    }
+    config = RankingConfig(path_match=False, file_coherence=False)
+    lexical = [(0, 10.0), (1, 9.0), (2, 0.0)]
+    candidates[2] = Candidate(2, "src/other.ts", "other", "function", 1, 5)
+    question = fuse_and_rank("retry options with backoff", lexical, [], candidates, config)
+    assert [i for i, _ in question][:2] == [1, 0]
+    named = fuse_and_rank("RetryOptions", lexical, [], candidates, config)
+    assert named[0][0] == 0
+    flat = fuse_and_rank("retry options with backoff", lexical, [], candidates,
+                         RankingConfig(path_match=False, file_coherence=False, kind_prior=False))
+    assert flat[0][0] == 0  # the prior, not the scores, made the difference
