@@ -22,8 +22,8 @@ from collections import defaultdict
 from multiprocessing import Pool
 from pathlib import Path
 
-from codesearch.chunk import ChunkBudget, chunk_file
-from codesearch.languages import detect_language
+from codesearch.source.chunk import ChunkBudget, chunk_file
+from codesearch.source.languages import detect_language
 
 SITE_SUFFIXES = {".py", ".js", ".c", ".h", ".cc", ".cpp", ".hpp"}
 MAX_BYTES = 1_000_000  # the indexer's default file size limit

@@ -34,8 +34,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from codesearch.models import ModelProfile, get_profile  # noqa: E402
-from codesearch.onnx_embed import DEFAULT_QUANT_TYPE, OnnxEmbedder  # noqa: E402
+from codesearch.embed.onnx import DEFAULT_QUANT_TYPE, OnnxEmbedder  # noqa: E402
+from codesearch.embed.registry import ModelProfile, get_profile  # noqa: E402
 
 PACKAGES = ("rich", "click", "pygments", "typer", "pathspec", "pyarrow", "numpy", "transformers")
 
@@ -93,7 +93,7 @@ def time_it(
 
 
 def torch_embedder(profile: ModelProfile) -> Callable[[Sequence[str]], np.ndarray]:
-    from codesearch.embed import SentenceTransformerEmbedder
+    from codesearch.embed.local import SentenceTransformerEmbedder
 
     # batch 16: best for torch on this machine (stack.md); encode() length-sorts the whole list.
     return SentenceTransformerEmbedder(profile, batch_size=16).embed_documents

@@ -78,12 +78,12 @@ def timed_commit(repo: Path, target: Path, n: int, tag: str) -> float:
 
 
 def install(repo: Path, *args: str) -> None:
-    subprocess.run([sys.executable, "-c", "from codesearch.cli_hook import hook_app; hook_app()",
+    subprocess.run([sys.executable, "-c", "from codesearch.cli.hook import hook_app; hook_app()",
                     "install", str(repo), *args], check=True, capture_output=True)
 
 
 def uninstall(repo: Path) -> None:
-    subprocess.run([sys.executable, "-c", "from codesearch.cli_hook import hook_app; hook_app()",
+    subprocess.run([sys.executable, "-c", "from codesearch.cli.hook import hook_app; hook_app()",
                     "uninstall", str(repo)], check=True, capture_output=True)
 
 
@@ -101,8 +101,8 @@ def wait_done(log: Path, already: int, timeout: float = 1800) -> float:
 
 
 def wait_idle(index_dir: Path, timeout: float = 1800) -> None:
-    from codesearch.hook import background_waiting
-    from codesearch.lock import current_holder
+    from codesearch.core.lock import current_holder
+    from codesearch.index.hooks import background_waiting
 
     deadline = time.monotonic() + timeout
     time.sleep(0.5)
@@ -121,7 +121,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temp repository")
     args = parser.parse_args()
 
-    from codesearch.indexer import IndexOptions, build_index
+    from codesearch.index.build import IndexOptions, build_index
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-hook-"))
     repo = workdir / "repo"

@@ -97,7 +97,7 @@ def query_times(root: Path, daemon: bool, repeat: int) -> list[float]:
 
 
 def in_process_times(root: Path, repeat: int) -> list[float]:
-    from codesearch.search import Searcher, SearchOptions
+    from codesearch.search.searcher import Searcher, SearchOptions
 
     searcher = Searcher(root / ".codesearch")
     searcher.search(QUERIES[0], SearchOptions())  # load model and tables
@@ -158,7 +158,7 @@ def first_answers(root: Path, backend: str, runs: int) -> list[float]:
 
 def corpus_size(root: Path) -> tuple[int, float]:
     """(source files, MB) as `codesearch index` finds them."""
-    from codesearch.discover import DiscoveryOptions, discover
+    from codesearch.source.discover import DiscoveryOptions, discover
 
     found = list(discover(root, DiscoveryOptions()))
     return len(found), sum(f.size for f in found) / 1e6

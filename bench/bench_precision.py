@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from codesearch import benchmark
-from codesearch.evaluate import format_comparison, load_queries
-from codesearch.indexer import index_profile, storage_columns
-from codesearch.quantize import Calibration
-from codesearch.store import IndexStore, read_manifest, vector_columns, write_manifest
+from codesearch.embed.quantize import Calibration
+from codesearch.eval import benchmark
+from codesearch.eval.evaluate import format_comparison, load_queries
+from codesearch.index.build import index_profile, storage_columns
+from codesearch.store.tables import IndexStore, read_manifest, vector_columns, write_manifest
 
 HERE = Path(__file__).resolve().parent
 

@@ -1,7 +1,7 @@
 """Rerank latency on this CPU, and what it means for the real Qwen3-Reranker sizes.
 
 Measures, in one run:
-1. the full pipeline (`codesearch.rerank.Qwen3Reranker`) on 40 candidates of 150
+1. the full pipeline (`codesearch.search.rerank.Qwen3Reranker`) on 40 candidates of 150
    tokens each with the tiny random Qwen3 test model: the pipeline's own overhead;
 2. achieved float32 FLOP/s of a matmul shaped like one 0.6B MLP projection on a
    reranker batch (8 sequences x ~210 tokens x 1024 -> 3072);
@@ -136,7 +136,7 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from codesearch.rerank import Qwen3Reranker, load_reranker
+    from codesearch.search.rerank import Qwen3Reranker, load_reranker
     from tests.tiny_reranker import build_tiny_reranker
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -216,7 +216,7 @@ def count_files(folder: Path) -> dict[str, int]:
 def check_queries(dest: Path) -> int:
     """Validate every bench/queries/*.jsonl file against the prepared corpora; returns #errors."""
     sys.path.insert(0, str(BENCH.parent))
-    from codesearch.evaluate import EvalError, load_queries, validate_queries
+    from codesearch.eval.evaluate import EvalError, load_queries, validate_queries
 
     errors = 0
     for qfile in sorted((BENCH / "queries").glob("*.jsonl")):

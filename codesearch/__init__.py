@@ -11,6 +11,6 @@ def main() -> None:
     typer and rich (0.1 s of CPU apiece, paid while a first index races to its first
     answer).
     """
-    from codesearch.cli import main as cli_main
+    from codesearch.cli.main import main as cli_main
 
     cli_main()

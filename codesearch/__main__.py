@@ -1,3 +1,3 @@
-from codesearch.cli import main
+from codesearch.cli.main import main
 
 main()

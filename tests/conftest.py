@@ -18,8 +18,8 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 @pytest.fixture(scope="session")
 def default_embedder():
     """The real offline default model, loaded once for the whole run."""
-    from codesearch.embed import load_embedder
-    from codesearch.models import DEFAULT_MODEL, get_profile
+    from codesearch.embed.local import load_embedder
+    from codesearch.embed.registry import DEFAULT_MODEL, get_profile
 
     return load_embedder(get_profile(DEFAULT_MODEL))
 

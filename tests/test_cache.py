@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codesearch.cache import (
+from codesearch.embed.cache import (
     HEADER,
     MAGIC,
     MAX_SMALL_SHARDS,
@@ -24,9 +24,9 @@ from codesearch.cache import (
     EmbeddingCache,
     cache_key,
 )
-from codesearch.indexer import IndexOptions, IndexReport, build_index
-from codesearch.models import DEFAULT_MODEL, get_profile
-from codesearch.store import INDEX_DIRNAME, IndexStore, vector_columns
+from codesearch.embed.registry import DEFAULT_MODEL, get_profile
+from codesearch.index.build import IndexOptions, IndexReport, build_index
+from codesearch.store.tables import INDEX_DIRNAME, IndexStore, vector_columns
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -112,8 +112,8 @@ def test_second_worktree_embeds_nothing_and_gets_the_same_vectors(
 def test_int8_index_quantizes_cached_float_vectors(
     minirepo: Path, default_embedder: object, cache_root: Path, tmp_path: Path
 ) -> None:
-    from codesearch.quantize import Calibration, quantize_int8
-    from codesearch.store import read_manifest
+    from codesearch.embed.quantize import Calibration, quantize_int8
+    from codesearch.store.tables import read_manifest
 
     _index(minirepo, default_embedder)
     copy = _copy(minirepo, tmp_path / "int8")
@@ -133,7 +133,7 @@ def test_cli_json_reports_vectors_from_the_cache(
 ) -> None:
     from typer.testing import CliRunner
 
-    from codesearch.cli import app
+    from codesearch.cli.main import app
 
     first, _ = _index(minirepo, default_embedder)
     copy = _copy(minirepo, tmp_path / "cli")
@@ -244,7 +244,7 @@ WRITER = ROWS + textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from codesearch.cache import EmbeddingCache
+    from codesearch.embed.cache import EmbeddingCache
 
     folder, name, rounds = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     cache = EmbeddingCache(folder, dim=32)

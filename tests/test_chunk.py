@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from codesearch.chunk import (
+from codesearch.source.chunk import (
     Chunk,
     ChunkBudget,
     chunk_file,
@@ -19,7 +19,7 @@ from codesearch.chunk import (
     normalize_text,
     window_chunks,
 )
-from codesearch.languages import detect_language
+from codesearch.source.languages import detect_language
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "languages"
 
@@ -294,7 +294,7 @@ def test_parse_works_with_network_disabled(monkeypatch: pytest.MonkeyPatch) -> N
         "import socket\n"
         "def boom(*a, **k):\n    raise RuntimeError('network used')\n"
         "socket.socket = boom\nsocket.create_connection = boom\n"
-        "from codesearch.chunk import chunk_file\n"
+        "from codesearch.source.chunk import chunk_file\n"
         "for lang, src in [('zig', 'fn f() void {}\\n'), ('haskell', 'f x = x\\n'), ('elixir', 'def f, do: 1\\n')]:\n"
         "    assert chunk_file('x', src * 3, lang)[0].kind != 'window', lang\n"
         "print('ok')\n"

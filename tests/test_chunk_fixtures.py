@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from codesearch.chunk import Chunk, ChunkBudget, chunk_file
-from codesearch.languages import CODE_LANGUAGES, detect_language
+from codesearch.source.chunk import Chunk, ChunkBudget, chunk_file
+from codesearch.source.languages import CODE_LANGUAGES, detect_language
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "languages"
 EXPECTED = FIXTURES / "expected.json"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from codesearch.cli import app
+from codesearch.cli.main import app
 
 runner = CliRunner()
 
@@ -154,9 +154,9 @@ def test_eval_self_and_labelled_queries(minirepo, tmp_path, no_daemon):
 def test_query_server_ignores_packages_in_the_indexed_repository(minirepo, monkeypatch):
     """A repo with its own top-level `lancedb/` (say, LanceDB's own source) must not shadow
     the installed package in the server we spawn from inside it."""
-    from codesearch import daemon
-    from codesearch.indexer import IndexOptions, build_index
-    from codesearch.store import INDEX_DIRNAME
+    from codesearch.index.build import IndexOptions, build_index
+    from codesearch.serve import daemon
+    from codesearch.store.tables import INDEX_DIRNAME
 
     (minirepo / "lancedb").mkdir()
     (minirepo / "lancedb" / "__init__.py").write_text("raise ImportError('shadowed by the repo')\n")
@@ -185,7 +185,7 @@ def _alive(pid: int) -> bool:
 def test_background_embedding_finishes_the_index(minirepo):
     """`index --background` returns after the full-text tier; the detached process embeds
     the rest, even in a repo whose own `lancedb/` would shadow the installed package."""
-    from codesearch.store import INDEX_DIRNAME, read_manifest
+    from codesearch.store.tables import INDEX_DIRNAME, read_manifest
 
     (minirepo / "lancedb").mkdir()
     (minirepo / "lancedb" / "__init__.py").write_text("raise ImportError('shadowed by the repo')\n")

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from codesearch.indexer import IndexOptions, build_index
-from codesearch.search import Searcher, SearchOptions
-from codesearch.store import INDEX_DIRNAME, IndexError_, read_manifest
+from codesearch.index.build import IndexOptions, build_index
+from codesearch.search.searcher import Searcher, SearchOptions
+from codesearch.store.tables import INDEX_DIRNAME, IndexError_, read_manifest
 
 from .conftest import FIXTURES
 
@@ -110,7 +110,7 @@ def test_other_precision_is_refused_without_rebuild(minirepo):
 
 
 def test_dimension_outside_the_model_is_a_clear_error(minirepo):
-    from codesearch.models import InvalidDimError
+    from codesearch.embed.registry import InvalidDimError
 
     with pytest.raises(InvalidDimError, match="384"):
         build_index(minirepo, IndexOptions(embed=False, dim=128))
@@ -137,9 +137,9 @@ def test_quantized_index_finds_the_same_answers(minirepo, default_embedder, prec
 
 
 def test_chunk_budget_is_counted_in_the_models_tokens():
-    from codesearch.chunk import chunk_file
-    from codesearch.indexer import CHUNK_TOKENS_PER_MODEL_TOKEN, model_budget
-    from codesearch.models import get_profile
+    from codesearch.embed.registry import get_profile
+    from codesearch.index.build import CHUNK_TOKENS_PER_MODEL_TOKEN, model_budget
+    from codesearch.source.chunk import chunk_file
 
     profile = get_profile("minilm")
     budget = model_budget(profile)
@@ -157,8 +157,8 @@ def test_chunk_budget_is_counted_in_the_models_tokens():
 def test_rust_inline_test_modules_sink_like_test_files():
     """Rust keeps unit tests in `mod tests` beside the code: the chunker names them
     `tests::...`, and ranking treats them as it treats test files."""
-    from codesearch.chunk import chunk_file
-    from codesearch.ranking import RankingConfig, path_penalty
+    from codesearch.search.ranking import RankingConfig, path_penalty
+    from codesearch.source.chunk import chunk_file
 
     asserts = "\n".join(f'        assert_eq!(parse("{i}"), {len(str(i))});' for i in range(40))
     source = (
@@ -203,8 +203,8 @@ def test_a_long_definition_is_one_hit_spanning_all_its_parts(tmp_path):
 def test_terminal_snippet_starts_at_the_matching_part():
     from rich.console import Console
 
-    from codesearch.render import render_hits
-    from codesearch.results import Hit, SearchResult
+    from codesearch.core.types import Hit, SearchResult
+    from codesearch.search.render import render_hits
 
     text = "\n".join(f"line_{n} = {n}" for n in range(10, 20))
     hit = Hit(rank=1, path="a.py", start_line=10, end_line=19, symbol="f", kind="function",
@@ -220,7 +220,7 @@ def test_terminal_snippet_starts_at_the_matching_part():
 def test_type_declarations_rank_below_code_unless_named():
     """Type aliases and interfaces list many words but rarely do anything: they sink
     for a question, not when the query names one."""
-    from codesearch.ranking import Candidate, RankingConfig, fuse_and_rank
+    from codesearch.search.ranking import Candidate, RankingConfig, fuse_and_rank
 
     candidates = {
         0: Candidate(0, "src/options.ts", "RetryOptions", "interface", 1, 12),

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from codesearch.indexer import IndexOptions, build_index
-from codesearch.search import Searcher, SearchOptions
-from codesearch.store import IndexStore, read_manifest, scan
+from codesearch.index.build import IndexOptions, build_index
+from codesearch.search.searcher import Searcher, SearchOptions
+from codesearch.store.tables import IndexStore, read_manifest, scan
 
 pytestmark = pytest.mark.slow
 PACKAGES = ("markdown_it", "requests")
@@ -276,7 +276,7 @@ def _read_pty(fd: int, proc: subprocess.Popen[bytes], timeout: float) -> str:
 
 
 def test_two_index_runs_at_once_serialize(corpus: Path, reference: Snapshot, tmp_path: Path) -> None:
-    from codesearch.lock import current_holder
+    from codesearch.core.lock import current_holder
 
     root = tmp_path / "tree"
     shutil.copytree(corpus, root)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from codesearch import discover as disc
-from codesearch.discover import (
+from codesearch.source import discover as disc
+from codesearch.source.discover import (
     DiscoveryOptions,
     DiscoveryStats,
     SourceFile,

@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codesearch.embed import (
+from codesearch.embed.local import (
     ModelUnavailableError,
     ProfileMismatchError,
     SentenceTransformerEmbedder,
     load_embedder,
 )
-from codesearch.models import REGISTRY, InvalidDimError, get_profile
-from codesearch.quantize import Calibration, int8_scores, quantize_int8
+from codesearch.embed.quantize import Calibration, int8_scores, quantize_int8
+from codesearch.embed.registry import REGISTRY, InvalidDimError, get_profile
 from tests.tinymodels import tiny_model_dirs, tiny_profile
 
 torch = pytest.importorskip("torch")
@@ -364,7 +364,7 @@ def test_weights_in_the_hf_cache_load_offline(
     import dataclasses
     import shutil
 
-    from codesearch.models import local_weights
+    from codesearch.embed.registry import local_weights
 
     repo = tmp_path / "hf" / "hub" / "models--acme--tiny-bert"
     shutil.copytree(tiny_models["bert"], repo / "snapshots" / "0123abc")
@@ -387,7 +387,7 @@ def test_weights_in_the_hf_cache_load_offline(
 
 
 def test_auto_runs_int8_onnx_for_the_bundled_model_only() -> None:
-    from codesearch.embed import resolve_backend, runtime_id
+    from codesearch.embed.local import resolve_backend, runtime_id
 
     assert resolve_backend(get_profile("minilm")) == "onnx-int8"
     assert resolve_backend(get_profile("minilm"), model_path="/some/folder") == "torch"

@@ -12,8 +12,7 @@ from types import ModuleType
 
 import pytest
 
-from codesearch.chunk import Chunk
-from codesearch.evaluate import (
+from codesearch.eval.evaluate import (
     EvalError,
     EvalQuery,
     RetrievedChunk,
@@ -36,6 +35,7 @@ from codesearch.evaluate import (
     strip_docstring,
     validate_queries,
 )
+from codesearch.source.chunk import Chunk
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"

@@ -15,14 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from codesearch import daemon
-from codesearch.discover import DiscoveryOptions, discover
-from codesearch.indexer import IndexOptions, budget_spec, build_index
-from codesearch.lock import index_lock
-from codesearch.models import get_profile
-from codesearch.rows import ChunkJob, RowPool
-from codesearch.store import INDEX_DIRNAME, read_manifest, write_manifest
-from codesearch.tokens import (
+from codesearch.core.lock import index_lock
+from codesearch.core.tokens import (
     expand_words,
     index_terms,
     lexical_text,
@@ -30,6 +24,12 @@ from codesearch.tokens import (
     searchable,
     split_identifier,
 )
+from codesearch.embed.registry import get_profile
+from codesearch.index.build import IndexOptions, budget_spec, build_index
+from codesearch.index.rows import ChunkJob, RowPool
+from codesearch.serve import daemon
+from codesearch.source.discover import DiscoveryOptions, discover
+from codesearch.store.tables import INDEX_DIRNAME, read_manifest, write_manifest
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -56,7 +56,7 @@ def test_pool_workers_produce_exactly_the_in_process_rows() -> None:
 
 def test_prestarted_workers_are_adopted_by_the_pool_or_stopped(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from codesearch import rows
+    from codesearch.index import rows
 
     monkeypatch.setenv("CODESEARCH_CHUNK_WORKERS", "2")
     files = list(discover(FIXTURES, DiscoveryOptions()))
@@ -112,7 +112,7 @@ def test_split_identifier(name: str, parts: list[str]) -> None:
 def test_a_first_builds_setup_does_not_import_numpy() -> None:
     """Chunking workers wait for the indexer's import and the run's manifest (numpy
     would add 0.05 s there); numpy comes with LanceDB, after the pool has its files."""
-    probe = ("import sys, codesearch.indexer as ix; "
+    probe = ("import sys, codesearch.index.build as ix; "
              "ix.budget_spec(ix.index_profile(ix.wanted_manifest(ix.IndexOptions(), None))); "
              "print('numpy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
@@ -139,10 +139,10 @@ def test_full_text_index_of_analyzed_terms_answers_as_lancedb_own_analyzer(
     English analyzer, non-ASCII paths included."""
     from lancedb.index import FTS
 
-    from codesearch.chunk import chunk_file
-    from codesearch.rows import chunk_rows, make_budget
-    from codesearch.store import LEXICAL_COLUMNS, IndexStore
-    from codesearch.tokens import path_words, symbol_words, terms_text
+    from codesearch.core.tokens import path_words, symbol_words, terms_text
+    from codesearch.index.rows import chunk_rows, make_budget
+    from codesearch.source.chunk import chunk_file
+    from codesearch.store.tables import LEXICAL_COLUMNS, IndexStore
 
     budget = make_budget(budget_spec(get_profile("minilm")))
     rows = []
@@ -178,8 +178,8 @@ def test_a_new_table_answers_before_its_full_text_indexes_are_built(minirepo: Pa
     """A first build is queryable once its rows are written: the empty indexes made with
     the table let queries search the unindexed rows, with the answers the built
     indexes give afterwards."""
-    from codesearch.store import LEXICAL_COLUMNS, IndexStore
-    from codesearch.tokens import terms_text
+    from codesearch.core.tokens import terms_text
+    from codesearch.store.tables import LEXICAL_COLUMNS, IndexStore
 
     store = IndexStore(tmp_path / "index")
     indexes = store.chunks.list_indices()
@@ -208,7 +208,7 @@ def test_a_new_table_answers_before_its_full_text_indexes_are_built(minirepo: Pa
 
 
 def test_a_first_build_ends_with_every_row_in_the_full_text_indexes(minirepo: Path) -> None:
-    from codesearch.store import IndexStore
+    from codesearch.store.tables import IndexStore
 
     build_index(minirepo, IndexOptions(embed=False))
     indexes = IndexStore(minirepo / INDEX_DIRNAME).chunks.list_indices()
@@ -219,7 +219,7 @@ def test_a_first_build_ends_with_every_row_in_the_full_text_indexes(minirepo: Pa
 def test_a_reloaded_searcher_keeps_the_catalog_of_unchanged_rows(minirepo: Path) -> None:
     """The query server reloads its Searcher whenever the manifest is rewritten (every
     20 s while embedding); the chunk catalog is read again only if the rows changed."""
-    from codesearch.search import Searcher
+    from codesearch.search.searcher import Searcher
 
     build_index(minirepo, IndexOptions(embed=False))
     index_dir = minirepo / INDEX_DIRNAME
@@ -240,14 +240,14 @@ def test_a_reloaded_searcher_keeps_the_catalog_of_unchanged_rows(minirepo: Path)
 
 def _fts_answers(store: object, text: str, limit: int) -> list[dict[str, object]]:
     """The full-text search the Searcher runs (search.Searcher.lexical), ids and scores."""
-    from codesearch.search import lexical_query
+    from codesearch.search.searcher import lexical_query
 
     return (store.chunks.search(lexical_query(text), query_type="fts")  # type: ignore[attr-defined]
             .select(["id", "_score"]).limit(limit).to_arrow().to_pylist())
 
 
 def _rows_table(rows: list) -> object:
-    from codesearch.store import IndexStore, _columns_table
+    from codesearch.store.tables import IndexStore, _columns_table
 
     return _columns_table(rows, IndexStore._chunk_schema())
 
@@ -278,7 +278,7 @@ def test_a_files_chunks_do_not_depend_on_the_other_files(tmp_path: Path) -> None
 
     def rows(root: Path) -> list[tuple]:
         build_index(root, IndexOptions(embed=False))
-        from codesearch.store import IndexStore, scan
+        from codesearch.store.tables import IndexStore, scan
 
         table = scan(IndexStore(root / INDEX_DIRNAME).chunks, ["path", "start_line", "end_line", "id"])
         return sorted(r for r in zip(*(table[c].to_pylist() for c in table.column_names), strict=True)

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from codesearch.cli_hook import hook_app
-from codesearch.hook import (
+from codesearch.cli.hook import hook_app
+from codesearch.index.build import IndexOptions, build_index
+from codesearch.index.hooks import (
     CHAINED_SUFFIX,
     LOG_NAME,
     QUEUE_DIRNAME,
@@ -30,8 +31,7 @@ from codesearch.hook import (
     parse_script,
     read_queue,
 )
-from codesearch.indexer import IndexOptions, build_index
-from codesearch.search import Searcher, SearchOptions
+from codesearch.search.searcher import Searcher, SearchOptions
 
 pytestmark = pytest.mark.skipif(
     subprocess.run(["git", "--version"], capture_output=True).returncode != 0, reason="needs git"
@@ -468,7 +468,7 @@ def test_path_fallback_and_pre_commit_framework_entry(tmp_path: Path, git_env: d
 
 
 def test_busy_index_is_skipped_then_caught_up_in_background(tmp_path: Path, git_env: dict) -> None:
-    from codesearch.lock import index_lock
+    from codesearch.core.lock import index_lock
 
     repo = make_repo(tmp_path / "repo")
     index_lexical(repo)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from codesearch.indexer import IndexOptions, build_index
-from codesearch.search import Searcher, SearchOptions
-from codesearch.store import INDEX_DIRNAME
+from codesearch.index.build import IndexOptions, build_index
+from codesearch.search.searcher import Searcher, SearchOptions
+from codesearch.store.tables import INDEX_DIRNAME
 
 
 def _index(root: Path, embedder):
@@ -94,7 +94,7 @@ def test_run_with_nothing_to_do_never_opens_lancedb(indexed):
 
     code = (
         "import sys; from pathlib import Path\n"
-        "from codesearch.indexer import IndexOptions, build_index\n"
+        "from codesearch.index.build import IndexOptions, build_index\n"
         f"r = build_index(Path({str(indexed)!r}), IndexOptions())\n"
         "print(r.files, r.chunks_total, r.files_changed, 'lancedb' in sys.modules)\n"
     )
@@ -108,7 +108,7 @@ def test_run_with_nothing_to_do_never_opens_lancedb(indexed):
 
 
 def test_index_from_another_chunker_version_is_rechunked_reusing_vectors(indexed, default_embedder):
-    from codesearch.store import read_manifest, write_manifest
+    from codesearch.store.tables import read_manifest, write_manifest
 
     index_dir = indexed / INDEX_DIRNAME
     manifest = read_manifest(index_dir)
@@ -118,7 +118,7 @@ def test_index_from_another_chunker_version_is_rechunked_reusing_vectors(indexed
     again = _index(indexed, default_embedder)
     assert again.files_changed == again.files >= 9  # every file chunked again
     assert again.embedded == 0  # same chunk contents: vectors come from the cache
-    from codesearch.indexer import CHUNKER_VERSION
+    from codesearch.index.build import CHUNKER_VERSION
 
     assert read_manifest(index_dir).extra["chunker"] == CHUNKER_VERSION
     assert _index(indexed, default_embedder).files_changed == 0

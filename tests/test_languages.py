@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from codesearch.chunk import get_cached_parser
-from codesearch.languages import CODE_LANGUAGES, LANGUAGES, detect_language
+from codesearch.source.chunk import get_cached_parser
+from codesearch.source.languages import CODE_LANGUAGES, LANGUAGES, detect_language
 
 REQUIRED = {
     "python", "javascript", "typescript", "tsx", "go", "rust", "java", "kotlin", "scala", "c",

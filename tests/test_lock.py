@@ -12,13 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from codesearch.lock import LOCK_FILE_NAME, LockTimeout, current_holder, index_lock, read_holder
+from codesearch.core.lock import (
+    LOCK_FILE_NAME,
+    LockTimeout,
+    current_holder,
+    index_lock,
+    read_holder,
+)
 
 # A holder process: takes the lock, says so, holds it until `release` exists.
 HOLDER = """
 import sys, time
 from pathlib import Path
-from codesearch.lock import index_lock
+from codesearch.core.lock import index_lock
 index_dir, release = Path(sys.argv[1]), Path(sys.argv[2])
 with index_lock(index_dir):
     print("locked", flush=True)
@@ -31,7 +37,7 @@ print("released", flush=True)
 CONTENDER = """
 import sys, time
 from pathlib import Path
-from codesearch.lock import index_lock, read_holder
+from codesearch.core.lock import index_lock, read_holder
 index_dir = Path(sys.argv[1])
 with index_lock(index_dir, timeout=30, on_wait=lambda m: print("WAIT " + m, flush=True)):
     print("ACQUIRED", read_holder(index_dir).pid, flush=True)
@@ -168,7 +174,7 @@ def test_released_after_exception(tmp_path: Path) -> None:
 
 
 def test_holder_description_formats() -> None:
-    from codesearch.lock import Holder
+    from codesearch.core.lock import Holder
 
     holder = Holder(42, "otherhost", "codesearch index", started=1000.0)
     assert holder.describe(now=1012.0) == "pid 42 on otherhost (codesearch index, started 12 s ago)"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from codesearch.cli_models import models_app
-from codesearch.models import (
+from codesearch.cli.models import models_app
+from codesearch.embed.registry import (
     DEFAULT_MODEL,
     REGISTRY,
     IncompatibleModelsError,
@@ -212,7 +212,7 @@ def test_models_command_imports_no_torch_and_is_fast() -> None:
     # CPU time, not wall time: the shared CI machine may be busy, CPU work is what we control.
     code = (
         "import sys, time; t = time.process_time(); "
-        "from codesearch.cli_models import models_app; "
+        "from codesearch.cli.models import models_app; "
         "models_app(['show', 'minilm'], standalone_mode=False); "
         "assert 'torch' not in sys.modules and 'huggingface_hub' not in sys.modules; "
         "print(time.process_time() - t)"

@@ -18,15 +18,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from codesearch.embed import ModelUnavailableError
-from codesearch.models import ModelProfile, get_profile
-from codesearch.onnx_embed import (
+from codesearch.embed.local import ModelUnavailableError
+from codesearch.embed.onnx import (
     MODEL_FILE,
     OnnxEmbedder,
     _publish,
     default_threads,
     ensure_onnx_model,
 )
+from codesearch.embed.registry import ModelProfile, get_profile
 
 pytestmark = pytest.mark.slow
 
@@ -82,7 +82,7 @@ def fp32_docs(fp32: OnnxEmbedder) -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def torch_vectors(profile: ModelProfile) -> tuple[np.ndarray, np.ndarray, str]:
-    from codesearch.embed import SentenceTransformerEmbedder
+    from codesearch.embed.local import SentenceTransformerEmbedder
 
     torch_embedder = SentenceTransformerEmbedder(profile)
     return (
@@ -151,7 +151,7 @@ def test_split_rewrite_is_exact_in_fp32(fp32: OnnxEmbedder, tmp_path: Path) -> N
     import onnx
     import onnxruntime as ort
 
-    from codesearch.onnx_embed import TOKENIZER_FILE, channel_maxima, split_outliers
+    from codesearch.embed.onnx import TOKENIZER_FILE, channel_maxima, split_outliers
 
     source = fp32.model_dir / MODEL_FILE
     graph = onnx.load(str(source))
@@ -166,7 +166,7 @@ def test_split_rewrite_is_exact_in_fp32(fp32: OnnxEmbedder, tmp_path: Path) -> N
 
 
 def test_outlier_channels_are_the_extremes_and_capped() -> None:
-    from codesearch.onnx_embed import outlier_channels
+    from codesearch.embed.onnx import outlier_channels
 
     maxima = np.ones(384)
     maxima[[7, 300]] = [12.0, 30.0]
@@ -254,8 +254,8 @@ def test_query_path_does_not_import_torch(fp32: OnnxEmbedder, cache_dir: Path) -
     script = textwrap.dedent(
         f"""
         import json, sys
-        from codesearch.models import get_profile
-        from codesearch.onnx_embed import OnnxEmbedder
+        from codesearch.embed.registry import get_profile
+        from codesearch.embed.onnx import OnnxEmbedder
         e = OnnxEmbedder(get_profile("minilm"), cache_dir={str(cache_dir)!r}, threads=1)
         v = e.embed_queries(["read csv and count nulls"])
         print(json.dumps({{"shape": list(v.shape), "first": float(v[0, 0]),
@@ -280,8 +280,8 @@ def test_concurrent_quantization_is_safe(
     # on the lock and reuses it; both end with a loadable model and no temp dirs remain.
     script = textwrap.dedent(
         f"""
-        from codesearch.models import get_profile
-        from codesearch.onnx_embed import OnnxEmbedder
+        from codesearch.embed.registry import get_profile
+        from codesearch.embed.onnx import OnnxEmbedder
         e = OnnxEmbedder(get_profile("minilm"), quantized=True, quant_type="quint8",
                          cache_dir={str(cache_dir)!r}, threads=1)
         print(repr(e.embed_queries(["parse command line flags"])[0, :4].tolist()))
@@ -387,7 +387,7 @@ def test_corrupt_cache_gives_one_line_error(
 ) -> None:
     import shutil
 
-    from codesearch.onnx_embed import OnnxExportError, _cache_key
+    from codesearch.embed.onnx import OnnxExportError, _cache_key
 
     broken = tmp_path / _cache_key(profile, None) / "fp32"
     shutil.copytree(fp32.model_dir, broken)
@@ -399,7 +399,7 @@ def test_corrupt_cache_gives_one_line_error(
 def test_changed_weights_get_a_new_cache_key(tiny_model: Path, tmp_path: Path) -> None:
     import shutil
 
-    from codesearch.onnx_embed import _cache_key
+    from codesearch.embed.onnx import _cache_key
 
     copy = tmp_path / "model"
     shutil.copytree(tiny_model, copy)

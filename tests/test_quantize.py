@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from codesearch.quantize import (
+from codesearch.embed.quantize import (
     Calibration,
     binary_search,
     dequantize_int8,

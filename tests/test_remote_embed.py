@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from codesearch.embed import ModelUnavailableError, load_embedder
-from codesearch.http import RemoteError
-from codesearch.models import QWEN3_CODE_TASK, resolve_model
-from codesearch.remote_embed import OpenAIEmbedder, VoyageEmbedder, estimate_tokens, plan_batches
+from codesearch.core.http import RemoteError
+from codesearch.embed.local import ModelUnavailableError, load_embedder
+from codesearch.embed.registry import QWEN3_CODE_TASK, resolve_model
+from codesearch.embed.remote import OpenAIEmbedder, VoyageEmbedder, estimate_tokens, plan_batches
 from tests.jsonserver import json_server
 
 SECRET = "sk-test-very-secret-key-123"
@@ -213,8 +213,8 @@ def test_plan_batches_keeps_oversized_text_alone() -> None:
 
 def test_remote_backend_imports_no_torch() -> None:
     code = (
-        "import sys; from codesearch.models import resolve_model; "
-        "from codesearch.embed import load_embedder; import codesearch.remote_embed; "
+        "import sys; from codesearch.embed.registry import resolve_model; "
+        "from codesearch.embed.local import load_embedder; import codesearch.embed.remote; "
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from codesearch.rerank import (
+from codesearch.search.rerank import (
     CODE_SEARCH_INSTRUCTION,
     QWEN3_BODY,
     QWEN3_PREFIX,
@@ -226,7 +226,7 @@ def test_missing_local_folder_and_unknown_name(tmp_path: Path) -> None:
 
 
 def test_aliases_resolve_to_registry_profiles() -> None:
-    from codesearch.rerank import RERANKERS, find_profile
+    from codesearch.search.rerank import RERANKERS, find_profile
 
     assert set(RERANKERS) == {"qwen3-reranker-0.6b", "qwen3-reranker-4b", "qwen3-reranker-8b"}
     assert find_profile("Qwen/Qwen3-Reranker-8B") is RERANKERS["qwen3-reranker-8b"]
@@ -243,7 +243,7 @@ def test_registry_name_with_a_local_model_path(tiny_dir: Path, reranker: Qwen3Re
 
 
 def test_rerank_orders_best_first(reranker: Qwen3Reranker) -> None:
-    from codesearch.rerank import rerank
+    from codesearch.search.rerank import rerank
 
     scores = reranker.score(QUERY, DOCS)
     order = rerank(reranker, QUERY, DOCS)

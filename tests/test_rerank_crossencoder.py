@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from codesearch.rerank import CrossEncoderReranker, load_reranker
+from codesearch.search.rerank import CrossEncoderReranker, load_reranker
 
 torch = pytest.importorskip("torch")
 
@@ -80,7 +80,7 @@ def test_uncached_hub_cross_encoder_is_one_clear_line(
 ) -> None:
     from huggingface_hub import constants
 
-    from codesearch.rerank import RerankerUnavailableError
+    from codesearch.search.rerank import RerankerUnavailableError
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
     with pytest.raises(RerankerUnavailableError) as err:
@@ -112,7 +112,7 @@ def test_qwen3_pipeline_matches_sentence_transformers(
     """An independent implementation of the same recipe gives the same P(yes)."""
     from sentence_transformers import CrossEncoder
 
-    from codesearch.rerank import CODE_SEARCH_INSTRUCTION, Qwen3Reranker
+    from codesearch.search.rerank import CODE_SEARCH_INSTRUCTION, Qwen3Reranker
     from tests.tiny_reranker import build_tiny_reranker
 
     folder = build_tiny_reranker(tmp_path_factory.mktemp("tiny-qwen3-for-st"))

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from codesearch.http import RemoteError
-from codesearch.rerank import (
+from codesearch.core.http import RemoteError
+from codesearch.search.rerank import (
     RerankerSpecError,
     RerankerUnavailableError,
     load_reranker,

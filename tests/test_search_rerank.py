@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from codesearch.indexer import IndexOptions, build_index
-from codesearch.render import result_to_json
-from codesearch.search import Searcher, SearchOptions
-from codesearch.store import INDEX_DIRNAME
+from codesearch.index.build import IndexOptions, build_index
+from codesearch.search.render import result_to_json
+from codesearch.search.searcher import Searcher, SearchOptions
+from codesearch.store.tables import INDEX_DIRNAME
 
 from .jsonserver import json_server
 

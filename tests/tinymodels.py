@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from codesearch.models import REGISTRY, ModelProfile
+from codesearch.embed.registry import REGISTRY, ModelProfile
 
 CORPUS = [
     "def read_csv(path): return open(path).read().split(',')",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from codesearch.ranking import RankingConfig
+from codesearch.search.ranking import RankingConfig
 
 MODES = ("hybrid", "text", "vector")
 CONTENT_TYPES = ("code", "docs", "all")
@@ -23,7 +23,7 @@ class SearchOptions:
     content: str = "code"
     candidates: int = 100
     ranking: RankingConfig = field(default_factory=RankingConfig)
-    rerank: str | None = None  # reranker spec (see `codesearch.rerank.load_reranker`)
+    rerank: str | None = None  # reranker spec (see `codesearch.search.rerank.load_reranker`)
     rerank_top: int = 40
     query_model: str | None = None  # another model of the index model's family (e.g. voyage-4)
 

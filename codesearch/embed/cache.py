@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from codesearch.models import ModelProfile
+    from codesearch.embed.registry import ModelProfile
 
 ENV_DIR = "CODESEARCH_CACHE_DIR"  # folder holding the per-recipe folders
 ENV_SWITCH = "CODESEARCH_EMBED_CACHE"  # 0 / false / off / no: no shared cache
@@ -216,7 +216,7 @@ class EmbeddingCache:
 
         Returns True if it merged. Skips (False) when another process is merging.
         """
-        from codesearch.lock import LockTimeout, index_lock
+        from codesearch.core.lock import LockTimeout, index_lock
 
         limit = 1 if force else MAX_SMALL_SHARDS
         if len(self._small_shards()) <= limit:

@@ -9,7 +9,7 @@ from typing import Annotated, NoReturn
 import typer
 from rich.console import Console
 
-from codesearch.hook import (
+from codesearch.index.hooks import (
     DEFAULT_HOOKS,
     HOOK_NAMES,
     LOG_NAME,
@@ -108,8 +108,8 @@ def _offer_index(root: Path, yes: bool, embed: bool) -> None:
         if not typer.confirm(f"No index in {root} yet. Build it now?", default=True):
             console.print("skipped: run `codesearch index` when you want the hooks to start")
             return
-    from codesearch.cli import RichProgress, _known_errors
-    from codesearch.indexer import IndexOptions, build_index
+    from codesearch.cli.main import RichProgress, _known_errors
+    from codesearch.index.build import IndexOptions, build_index
 
     try:
         with RichProgress(sys.stderr.isatty()) as progress:
@@ -158,8 +158,8 @@ def status(
     """Which hooks are installed, where, in which mode, and what the last runs did."""
     import json
 
-    from codesearch.hook import background_waiting, read_queue
-    from codesearch.lock import current_holder
+    from codesearch.core.lock import current_holder
+    from codesearch.index.hooks import background_waiting, read_queue
 
     repo = _repo(path)
     states = hook_states(repo)

@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from codesearch.ranking import Candidate, fuse_and_rank
-from codesearch.results import CONTENT_TYPES, MODES, Hit, SearchOptions, SearchResult
-from codesearch.store import (
+from codesearch.core.tokens import query_words, terms_text
+from codesearch.core.types import CONTENT_TYPES, MODES, Hit, SearchOptions, SearchResult
+from codesearch.search.ranking import Candidate, fuse_and_rank
+from codesearch.store.tables import (
     LEXICAL_COLUMNS,
     IndexError_,
     IndexStore,
@@ -28,7 +29,6 @@ from codesearch.store import (
     scan,
     vector_columns,
 )
-from codesearch.tokens import query_words, terms_text
 
 __all__ = ["CONTENT_TYPES", "MODES", "Hit", "SearchOptions", "SearchResult", "Searcher"]
 # Field weights of the lexical BM25 (symbol, path, body); a row scores the weighted sum
@@ -138,7 +138,7 @@ class Searcher:
             raise IndexError_(f"no index at {index_dir}: run `codesearch index` first")
         self.index_dir = index_dir
         self.manifest: Manifest = manifest
-        from codesearch.indexer import index_backend
+        from codesearch.index.build import index_backend
 
         self.backend = backend or index_backend(manifest)
         self._embedder = embedder
@@ -172,11 +172,11 @@ class Searcher:
         return self._vectors
 
     def embedder(self, query_model: str | None = None) -> Any:
-        from codesearch.indexer import index_profile, load_index_embedder
+        from codesearch.index.build import index_profile, load_index_embedder
 
         if query_model:
             if query_model not in self._query_embedders:
-                from codesearch.models import check_query_model, resolve_model
+                from codesearch.embed.registry import check_query_model, resolve_model
 
                 profile = resolve_model(query_model)
                 check_query_model(index_profile(self.manifest), profile, self.manifest.dim)
@@ -194,7 +194,12 @@ class Searcher:
         precision = self.manifest.precision
         if precision == "float32":
             return columns["vector"] @ qvec
-        from codesearch.quantize import Calibration, hamming_distances, int8_scores, pack_binary
+        from codesearch.embed.quantize import (
+            Calibration,
+            hamming_distances,
+            int8_scores,
+            pack_binary,
+        )
 
         cal = Calibration.from_json(self.manifest.calibration or {})
         if precision == "int8":
@@ -211,7 +216,7 @@ class Searcher:
 
     def reranker(self, spec: str) -> Any:
         if spec not in self._rerankers:
-            from codesearch.rerank import load_reranker
+            from codesearch.search.rerank import load_reranker
 
             self._rerankers[spec] = load_reranker(spec)
         return self._rerankers[spec]

@@ -1,6 +1,6 @@
 """Remote embedding backends: OpenAI-compatible `/v1/embeddings` and the Voyage API.
 
-Both implement the `Embedder` protocol of `codesearch.embed`. No server applies a
+Both implement the `Embedder` protocol of `codesearch.embed.local`. No server applies a
 code-search instruction for you (shared/models.md §7), so an OpenAI-compatible
 server gets the profile's prompts prepended client-side; Voyage gets
 `input_type` (query/document), which makes its API prepend its own prompts.
@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from codesearch.embed import Embedder, ModelUnavailableError, finalize_vectors
-from codesearch.http import RemoteError, post_json
-from codesearch.models import PRECISIONS, ModelProfile, validate_dim
+from codesearch.core.http import RemoteError, post_json
+from codesearch.embed.local import Embedder, ModelUnavailableError, finalize_vectors
+from codesearch.embed.registry import PRECISIONS, ModelProfile, validate_dim
 
 VOYAGE_DEFAULT_URL = "https://api.voyageai.com/v1"
 VOYAGE_MAX_ITEMS = 1000  # per request, Voyage docs

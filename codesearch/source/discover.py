@@ -29,8 +29,8 @@ from pathlib import Path, PurePosixPath
 
 import pathspec
 
-from codesearch import languages
-from codesearch.languages import detect_language
+from codesearch.source import languages
+from codesearch.source.languages import detect_language
 
 INDEX_DIR_NAME = ".codesearch"
 IGNORE_FILE_NAME = ".codesearchignore"
@@ -78,7 +78,7 @@ class SourceFile:
     abspath: Path
     size: int
     mtime_ns: int
-    language: str | None  # from codesearch.languages.detect_language(path, first_line)
+    language: str | None  # from codesearch.source.languages.detect_language(path, first_line)
 
 
 @dataclass

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from codesearch.embed import ModelUnavailableError
-from codesearch.http import RemoteError, post_json
+from codesearch.core.http import RemoteError, post_json
+from codesearch.embed.local import ModelUnavailableError
 
 if TYPE_CHECKING:
     import torch

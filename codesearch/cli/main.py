@@ -34,7 +34,7 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def _find_index(start: Path, explicit: Path | None) -> Path:
-    from codesearch.store import INDEX_DIRNAME
+    from codesearch.store.tables import INDEX_DIRNAME
 
     if explicit is not None:
         candidate = explicit if explicit.name == INDEX_DIRNAME else explicit / INDEX_DIRNAME
@@ -54,7 +54,7 @@ def _first_build_starting(index_dir: Path, wait: float = 30.0) -> bool:
     """True once a first `codesearch index` that holds the lock here writes its manifest."""
     import time
 
-    from codesearch.lock import current_holder
+    from codesearch.core.lock import current_holder
 
     if not (index_dir / "lock").exists() or current_holder(index_dir) is None:
         return False
@@ -123,11 +123,11 @@ class RichProgress:
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
-    from codesearch.embed import ModelUnavailableError
-    from codesearch.http import RemoteError
-    from codesearch.lock import LockTimeout
-    from codesearch.models import UnknownModelError
-    from codesearch.store import IndexError_
+    from codesearch.core.http import RemoteError
+    from codesearch.core.lock import LockTimeout
+    from codesearch.embed.local import ModelUnavailableError
+    from codesearch.embed.registry import UnknownModelError
+    from codesearch.store.tables import IndexError_
 
     return (IndexError_, UnknownModelError, ModelUnavailableError, RemoteError, LockTimeout, ValueError)
 
@@ -153,13 +153,13 @@ def index(
         fail(f"no such folder: {path}")
     if not path.is_dir():
         fail(f"not a folder: {path}")
-    from codesearch.rows import discard_spare_workers, prestart_workers
-    from codesearch.store import INDEX_DIRNAME, manifest_path
+    from codesearch.index.rows import discard_spare_workers, prestart_workers
+    from codesearch.store.tables import INDEX_DIRNAME, manifest_path
 
     if rebuild or not manifest_path(path / INDEX_DIRNAME).exists():
         prestart_workers()  # a first build: chunking workers boot while we set up
-    from codesearch.indexer import IndexOptions, build_index
-    from codesearch.models import parse_prompt
+    from codesearch.embed.registry import parse_prompt
+    from codesearch.index.build import IndexOptions, build_index
 
     options = IndexOptions(
         model=model, dim=dim, precision=precision, backend=backend, rebuild=rebuild,
@@ -221,8 +221,8 @@ def index(
 
 def _embed_in_background(root: Path, backend: str) -> int:
     """Detached `codesearch index` that embeds what is pending; it waits its turn on the lock."""
-    from codesearch.daemon import launch_detached
-    from codesearch.store import INDEX_DIRNAME
+    from codesearch.serve.daemon import launch_detached
+    from codesearch.store.tables import INDEX_DIRNAME
 
     root = root.resolve()
     args = ["index", "-q", "--backend", backend, str(root)]
@@ -251,7 +251,7 @@ def query(
     The first query starts a warm query server for the index (it exits after 15
     idle minutes), so later queries skip loading the model and the tables.
     """
-    from codesearch.results import CONTENT_TYPES, MODES
+    from codesearch.core.types import CONTENT_TYPES, MODES
 
     if mode not in MODES:
         fail(f"unknown mode '{mode}': choose one of {', '.join(MODES)}", 2)
@@ -261,7 +261,7 @@ def query(
         fail("-k must be at least 1", 2)
     index_dir = _find_index(Path.cwd(), index_path)
     _wait_until_queryable(index_dir, quiet=as_json)
-    from codesearch.results import SearchOptions
+    from codesearch.core.types import SearchOptions
 
     rerank = None if no_rerank else (rerank or os.environ.get("CODESEARCH_RERANK") or None)
     options = SearchOptions(k=k, mode=mode, languages=tuple(lang or ()), path_glob=path_glob,
@@ -270,17 +270,17 @@ def query(
     use_daemon = not no_daemon and os.environ.get("CODESEARCH_NO_DAEMON", "") in ("", "0")
     data = _query_daemon(index_dir, text, options) if use_daemon else None
     if data is None:
-        from codesearch.search import Searcher
+        from codesearch.search.searcher import Searcher
 
         try:
             searcher = Searcher(index_dir)
             found = searcher.search(text, options)
         except _known_errors() as err:
             fail(str(err))
-        from codesearch.render import result_to_json
+        from codesearch.search.render import result_to_json
 
         data = result_to_json(found, str(index_dir), searcher.manifest.model)
-    from codesearch.render import print_json, render_hits, result_from_json
+    from codesearch.search.render import print_json, render_hits, result_from_json
 
     if as_json:
         print_json(data)
@@ -297,8 +297,8 @@ def _wait_until_queryable(index_dir: Path, quiet: bool, timeout: float = 900.0) 
     """A first build still in its full-text tier: wait for it rather than fail."""
     import time
 
-    from codesearch.lock import current_holder
-    from codesearch.store import IndexError_, read_manifest
+    from codesearch.core.lock import current_holder
+    from codesearch.store.tables import IndexError_, read_manifest
 
     def ready() -> bool:
         try:
@@ -324,7 +324,7 @@ def _wait_until_queryable(index_dir: Path, quiet: bool, timeout: float = 900.0) 
 
 def _query_daemon(index_dir: Path, text: str, options: Any) -> dict[str, Any] | None:
     """The result from the index's warm server (started if needed); None to search here."""
-    from codesearch import daemon
+    from codesearch.serve import daemon
 
     payload = {"op": "search", "query": text, "options": daemon.options_to_dict(options)}
     answer = daemon.request(index_dir, payload)
@@ -343,7 +343,7 @@ def serve(
     idle: Annotated[float, typer.Option(help="Exit after this many idle seconds.")] = 900.0,
 ) -> None:
     """Run the warm query server for one index (started by `query`)."""
-    from codesearch import daemon
+    from codesearch.serve import daemon
 
     raise typer.Exit(daemon.serve(index_path.resolve(), idle))
 
@@ -353,7 +353,7 @@ def stop_server(
     path: Annotated[Path, typer.Argument(help="Folder inside an indexed tree.")] = Path("."),
 ) -> None:
     """Stop the warm query server of an index, if one runs."""
-    from codesearch import daemon
+    from codesearch.serve import daemon
 
     index_dir = _find_index(path, None)
     console.print("stopped" if daemon.stop(index_dir) else "no server was running")
@@ -365,7 +365,7 @@ def _changed_since(index_dir: Path, indexed_at: float, limit_seconds: float = 2.
     Compared with the (size, mtime) snapshot the last run left; without one,
     files modified after that run. None if the walk takes too long.
     """
-    from codesearch.discover import discover
+    from codesearch.source.discover import discover
 
     try:
         snapshot = json.loads((index_dir / "files.json").read_text())
@@ -394,7 +394,7 @@ def status(
     """Where the index is, which model built it, how big and how fresh it is."""
     if not path.exists():
         fail(f"no such folder: {path}")
-    from codesearch.store import index_size_bytes, read_manifest
+    from codesearch.store.tables import index_size_bytes, read_manifest
 
     index_dir = _find_index(path, None)
     manifest = read_manifest(index_dir)
@@ -460,15 +460,15 @@ def eval_(
     """Measure retrieval quality: Recall@1/5/10, MRR@10, NDCG@10 per language and category."""
     import tempfile
 
-    from codesearch import benchmark
-    from codesearch.evaluate import (
+    from codesearch.eval import benchmark
+    from codesearch.eval.evaluate import (
         EvalError,
         format_comparison,
         format_report,
         load_queries,
         report_to_json,
     )
-    from codesearch.indexer import IndexOptions
+    from codesearch.index.build import IndexOptions
 
     if not root.is_dir():
         fail(f"no such folder: {root}")
@@ -512,8 +512,8 @@ def eval_(
 
 def _mount_optional() -> None:
     """Sub-commands that live in their own modules (each imports lazily)."""
-    from codesearch.cli_hook import hook_app
-    from codesearch.cli_models import models_app
+    from codesearch.cli.hook import hook_app
+    from codesearch.cli.models import models_app
 
     app.add_typer(models_app, name="models", help="List the embedding models and their exact prompts.")
     app.add_typer(hook_app, name="hook", help="Git hooks that keep the index fresh as you commit.")

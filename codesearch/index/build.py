@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from codesearch import __version__
-from codesearch.chunk import ChunkBudget
-from codesearch.discover import DiscoveryOptions, DiscoveryStats, SourceFile, discover
-from codesearch.lock import index_lock
-from codesearch.models import DEFAULT_MODEL, ModelProfile, resolve_model, validate_dim
-from codesearch.rows import (  # noqa: F401 (content_hash, chunk_rows: re-exported)
+from codesearch.core.lock import index_lock
+from codesearch.core.tokens import path_words, symbol_words
+from codesearch.embed.registry import DEFAULT_MODEL, ModelProfile, resolve_model, validate_dim
+from codesearch.index.rows import (  # noqa: F401 (content_hash, chunk_rows: re-exported)
     BudgetSpec,
     ChunkJob,
     RowPool,
@@ -30,7 +29,9 @@ from codesearch.rows import (  # noqa: F401 (content_hash, chunk_rows: re-export
     tokenizer_file,
     tokenizer_rate,
 )
-from codesearch.store import (
+from codesearch.source.chunk import ChunkBudget
+from codesearch.source.discover import DiscoveryOptions, DiscoveryStats, SourceFile, discover
+from codesearch.store.tables import (
     INDEX_DIRNAME,
     FileState,
     IndexError_,
@@ -40,15 +41,14 @@ from codesearch.store import (
     read_manifest,
     write_manifest,
 )
-from codesearch.tokens import path_words, symbol_words
 
 # numpy is imported where vectors are handled, not here: a first build's chunking
 # workers wait for this module (0.05 s of it was numpy) before they get any files.
 if TYPE_CHECKING:
     import numpy as np
 
-    from codesearch.cache import EmbeddingCache
-    from codesearch.daemon import ThreadServer
+    from codesearch.embed.cache import EmbeddingCache
+    from codesearch.serve.daemon import ThreadServer
 
 
 class Progress(Protocol):
@@ -94,7 +94,7 @@ class IndexOptions:
     record_texts: bool = False
     # Answer queries on a socket while embedding (the CLI's `index`; off for library use).
     serve: bool = False
-    # The user-level embedding cache (codesearch.cache), shared by every index on the
+    # The user-level embedding cache (codesearch.embed.cache), shared by every index on the
     # machine; CODESEARCH_EMBED_CACHE=0 turns it off too.
     shared_cache: bool = True
 
@@ -159,7 +159,7 @@ def budget_spec(profile: ModelProfile) -> BudgetSpec:
     Falls back to the ~4 characters a token estimate when the tokenizer file is
     not on this machine (remote models, weights not downloaded).
     """
-    from codesearch.models import local_weights
+    from codesearch.embed.registry import local_weights
 
     limit = max(64, round(profile.max_tokens_cpu * CHUNK_TOKENS_PER_MODEL_TOKEN))
     folder, _ = local_weights(profile)
@@ -180,7 +180,7 @@ def new_manifest(profile: ModelProfile, dim: int, precision: str) -> Manifest:
 
 def index_profile(manifest: Manifest) -> ModelProfile:
     """The profile an index was built with, prompts and all (registry or not)."""
-    from codesearch.models import get_profile
+    from codesearch.embed.registry import get_profile
 
     if manifest.profile:
         return ModelProfile.from_manifest(manifest.profile)
@@ -208,7 +208,7 @@ def wanted_manifest(options: IndexOptions, existing: Manifest | None) -> Manifes
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision '{precision}' (choose {', '.join(PRECISIONS)})")
     manifest = new_manifest(profile, dim, precision)
-    from codesearch.embed import resolve_backend
+    from codesearch.embed.local import resolve_backend
 
     if options.backend == "auto" and keep and existing and existing.extra.get("backend"):
         manifest.extra["backend"] = existing.extra["backend"]
@@ -338,14 +338,14 @@ def _serve_queries(index_dir: Path) -> ThreadServer | None:
 
     if os.environ.get("CODESEARCH_NO_DAEMON", "") not in ("", "0"):
         return None
-    from codesearch.daemon import serve_in_thread
+    from codesearch.serve.daemon import serve_in_thread
 
     return serve_in_thread(index_dir)
 
 
 def _hand_over(index_dir: Path, server: ThreadServer) -> None:
     """Stop serving; if anyone queried meanwhile, leave a standalone server behind."""
-    from codesearch.daemon import spawn
+    from codesearch.serve.daemon import spawn
 
     server.close()
     if server.queries:
@@ -389,7 +389,7 @@ def _nothing_to_do(
         return None
     disc_options = DiscoveryOptions(max_file_bytes=options.max_file_bytes)
     if options.paths is not None:
-        from codesearch.discover import files_from_paths
+        from codesearch.source.discover import files_from_paths
 
         files, gone = files_from_paths(root, options.paths, disc_options)
         if any(p in snapshot for p in gone):
@@ -447,7 +447,7 @@ def _lexical_tier(
     progress.start("discover", None)
     gone: list[str] | None = None
     if options.paths is not None:
-        from codesearch.discover import files_from_paths
+        from codesearch.source.discover import files_from_paths
 
         files, gone = files_from_paths(root, options.paths, disc_options)
     else:
@@ -630,7 +630,7 @@ def _calibrate(
     """
     import numpy as np
 
-    from codesearch.quantize import Calibration
+    from codesearch.embed.quantize import Calibration
 
     cached = cached or {}
     step = max(1, len(ordered) // 1024)
@@ -666,8 +666,8 @@ def _open_cache(manifest: Manifest, options: IndexOptions) -> EmbeddingCache | N
     """The shared cache for this index's model, dimension and runtime (None: off)."""
     if not options.shared_cache:
         return None
-    from codesearch.cache import EmbeddingCache
-    from codesearch.embed import runtime_id
+    from codesearch.embed.cache import EmbeddingCache
+    from codesearch.embed.local import runtime_id
 
     profile = index_profile(manifest)
     # Chunks may run past the model's input, so its token limit shapes the vectors too.
@@ -727,7 +727,7 @@ def storage_columns(vectors: np.ndarray, manifest: Manifest) -> dict[str, np.nda
 
     if manifest.precision == "float32":
         return {"vector": np.asarray(vectors, dtype=np.float32)}
-    from codesearch.quantize import Calibration, pack_binary, quantize_int8
+    from codesearch.embed.quantize import Calibration, pack_binary, quantize_int8
 
     assert manifest.calibration is not None
     cal = Calibration.from_json(manifest.calibration)
@@ -739,7 +739,7 @@ def storage_columns(vectors: np.ndarray, manifest: Manifest) -> dict[str, np.nda
 
 def _pending(store: IndexStore) -> list[tuple[str, str]]:
     """(content_hash, text to embed) for chunk contents without a vector."""
-    from codesearch.store import scan
+    from codesearch.store.tables import scan
 
     have = store.vector_hashes()
     table = scan(store.chunks, ["content_hash", "path", "symbol", "context", "text"])
@@ -752,6 +752,6 @@ def _pending(store: IndexStore) -> list[tuple[str, str]]:
 
 
 def load_index_embedder(profile: ModelProfile, dim: int | None, backend: str = "auto") -> object:
-    from codesearch.embed import load_embedder
+    from codesearch.embed.local import load_embedder
 
     return load_embedder(profile, dim, backend=backend)

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from codesearch.models import (
+from codesearch.embed.registry import (
     PRECISIONS,
     ModelProfile,
     hf_hub_cache,
@@ -405,7 +405,7 @@ AUTO_LOCAL_BACKEND = "onnx-int8"
 def runtime_id(backend: str) -> str:
     """The runtime and its recipe: vectors from different recipes never share a cache entry."""
     if backend == "onnx-int8":
-        from codesearch.onnx_embed import DEFAULT_QUANT_TYPE, FORMAT_VERSION
+        from codesearch.embed.onnx import DEFAULT_QUANT_TYPE, FORMAT_VERSION
 
         return f"onnx-int8-{DEFAULT_QUANT_TYPE}-v{FORMAT_VERSION}"
     return backend
@@ -445,11 +445,11 @@ def load_embedder(
     backend = resolve_backend(profile, backend, model_path)
     validate_dim(profile, dim)
     if backend == "remote":
-        from codesearch.remote_embed import load_remote_embedder
+        from codesearch.embed.remote import load_remote_embedder
 
         return load_remote_embedder(profile, dim=dim, precision=precision)
     if backend in ("onnx", "onnx-int8"):
-        from codesearch.onnx_embed import OnnxEmbedder
+        from codesearch.embed.onnx import OnnxEmbedder
 
         kwargs: dict[str, Any] = {}
         if threads:

@@ -108,8 +108,8 @@ def options_to_dict(options: Any) -> dict[str, Any]:
 
 
 def options_from_dict(data: dict[str, Any]) -> Any:
-    from codesearch.ranking import RankingConfig
-    from codesearch.results import SearchOptions
+    from codesearch.core.types import SearchOptions
+    from codesearch.search.ranking import RankingConfig
 
     known = {f.name for f in fields(SearchOptions)}
     values = {k: v for k, v in data.items() if k in known}
@@ -132,7 +132,7 @@ class _State:
         self.queries = 0
 
     def current_searcher(self) -> Any:
-        from codesearch.search import Searcher
+        from codesearch.search.searcher import Searcher
 
         mtime = (self.index_dir / "manifest.json").stat().st_mtime_ns
         if self.searcher is None or mtime != self.manifest_mtime:
@@ -155,7 +155,7 @@ class _Server(socketserver.ThreadingUnixStreamServer):
 
 def _bind(state: _State) -> _Server:
     """A server answering for `state`'s index on its socket (replacing a dead socket file)."""
-    from codesearch.render import result_to_json
+    from codesearch.search.render import result_to_json
 
     path = socket_path(state.index_dir)
     with contextlib.suppress(FileNotFoundError):
@@ -233,7 +233,7 @@ class ThreadServer:
         """Open the tables, load the chunk catalog and the full-text index now, before
         embedding takes both cores: the first query then pays only its own search.
         A failure here only costs the first query its speed."""
-        from codesearch.results import SearchOptions
+        from codesearch.core.types import SearchOptions
 
         # Any real problem (a damaged table, say) is reported by the query that meets it.
         with self.state.lock, contextlib.suppress(Exception):

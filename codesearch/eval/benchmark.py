@@ -13,11 +13,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from codesearch.evaluate import EvalQuery, EvalReport, RetrievedChunk, run_eval_by_corpus
-from codesearch.indexer import IndexOptions, Progress, build_index
-from codesearch.ranking import RankingConfig
-from codesearch.search import Searcher, SearchOptions
-from codesearch.store import INDEX_DIRNAME
+from codesearch.eval.evaluate import EvalQuery, EvalReport, RetrievedChunk, run_eval_by_corpus
+from codesearch.index.build import IndexOptions, Progress, build_index
+from codesearch.search.ranking import RankingConfig
+from codesearch.search.searcher import Searcher, SearchOptions
+from codesearch.store.tables import INDEX_DIRNAME
 
 
 @dataclass(frozen=True)
@@ -126,9 +126,9 @@ def self_eval_copy(root: Path, dest: Path, limit: int, seed: int) -> list[EvalQu
     """
     import shutil
 
-    from codesearch.chunk import chunk_file
-    from codesearch.discover import discover, read_text
-    from codesearch.evaluate import self_queries, strip_docstring
+    from codesearch.eval.evaluate import self_queries, strip_docstring
+    from codesearch.source.chunk import chunk_file
+    from codesearch.source.discover import discover, read_text
 
     chunks = []
     texts: dict[str, str] = {}

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codesearch.chunk import Chunk, ChunkBudget, chunk_file
-from codesearch.discover import SourceFile, read_text
-from codesearch.store import ChunkRow, FileState, RowColumns, row_columns
-from codesearch.tokens import lexical_text, path_terms, symbol_words, terms_text
+from codesearch.core.tokens import lexical_text, path_terms, symbol_words, terms_text
+from codesearch.source.chunk import Chunk, ChunkBudget, chunk_file
+from codesearch.source.discover import SourceFile, read_text
+from codesearch.store.tables import ChunkRow, FileState, RowColumns, row_columns
 
 # Below this many files a pool costs more (process start, imports) than it saves.
 POOL_MIN_FILES = 48

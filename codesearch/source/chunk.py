@@ -5,7 +5,7 @@
 * The file is normalised (BOM removed, CRLF -> LF) and split on "\\n"; every
   chunk's `text` is exactly its lines `start_line..end_line` of that text, so
   line numbers always match the file on disk.
-* Files of a language with a table in `codesearch.languages` are parsed with
+* Files of a language with a table in `codesearch.source.languages` are parsed with
   tree-sitter. Definitions at the top level (and inside transparent nodes such
   as `#ifdef` blocks) become chunks; comments, decorators and attributes right
   above a definition belong to it.
@@ -39,7 +39,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate
 
-from codesearch.languages import Def, LanguageSpec, spec_for
+from codesearch.source.languages import Def, LanguageSpec, spec_for
 
 # Kinds: function | method | class | struct | enum | interface | trait | impl |
 # namespace | type | macro | module (top-level code) | section (docs) | window (no grammar)
@@ -272,7 +272,7 @@ def _rows(node) -> tuple[int, int]:  # noqa: ANN001
 
 
 def _resolve(node, path: Sequence[str]):  # noqa: ANN001, ANN202
-    """Follow a table path (see codesearch.languages) from a node; None when it breaks."""
+    """Follow a table path (see codesearch.source.languages) from a node; None when it breaks."""
     for step in path:
         if node is None:
             return None

@@ -10,8 +10,8 @@ from rich.console import Console, Group
 from rich.syntax import Syntax
 from rich.text import Text
 
-from codesearch.results import Hit, SearchResult
-from codesearch.tokens import query_words
+from codesearch.core.tokens import query_words
+from codesearch.core.types import Hit, SearchResult
 
 JSON_SCHEMA_VERSION = 1
 

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from codesearch.models import (
+from codesearch.embed.registry import (
     DEFAULT_MODEL,
     REGISTRY,
     VOYAGE_API_MODELS,

@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 
-from codesearch.tokens import looks_like_symbol, query_words, split_identifier
+from codesearch.core.tokens import looks_like_symbol, query_words, split_identifier
 
 
 @dataclass(frozen=True)
