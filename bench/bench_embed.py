@@ -95,7 +95,7 @@ def time_it(
 def torch_embedder(profile: ModelProfile) -> Callable[[Sequence[str]], np.ndarray]:
     from codesearch.embed.local import SentenceTransformerEmbedder
 
-    # batch 16: best for torch on this machine (stack.md); encode() length-sorts the whole list.
+    # batch 16: best for torch on this machine (docs/how-it-works.md); encode() length-sorts the whole list.
     return SentenceTransformerEmbedder(profile, batch_size=16).embed_documents
 
 

@@ -1,6 +1,31 @@
-"""codesearch: local semantic code search."""
+"""codesearch: local semantic code search.
 
-__version__ = "0.1.0"
+    from codesearch import Index
+
+    index = Index("path/to/repo")
+    index.update()
+    hits = index.search("read csv and count nulls", k=5)
+
+The public API is `codesearch.api` (docs/python-api.md); its names load on first use.
+"""
+
+from typing import Any
+
+from codesearch.core.version import VERSION
+
+__version__ = VERSION
+__all__ = ["Hit", "Index", "IndexOptions", "IndexReport", "IndexStatus", "SearchOptions",
+           "SearchResult", "__version__", "main"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: the console script imports this package, and so does every chunking worker
+    # it spawns; neither should pay for the API's imports.
+    if name in __all__:
+        from codesearch import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'codesearch' has no attribute {name!r}")
 
 
 def main() -> None:

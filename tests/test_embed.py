@@ -2,7 +2,7 @@
 
 Tiny random-weight models of the real architectures (tests/tinymodels.py) are
 loaded through the profile code; the references below are written from
-shared/models.md directly (prompt strings typed out, pooling done by hand with
+docs/models.md directly (prompt strings typed out, pooling done by hand with
 plain transformers), not from the profile, so a wrong prefix, pooling, EOS or
 padding side in the embedder shows up as a low cosine.
 """

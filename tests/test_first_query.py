@@ -314,12 +314,12 @@ def test_indexer_answers_queries_while_it_embeds(minirepo: Path, default_embedde
 
     def spy(server: daemon.ThreadServer) -> None:
         warm(server)
-        warmed.append(server.state.searcher is not None and server.state.searcher._catalog is not None)
+        warmed.append(server.state.index.is_warm)
 
     monkeypatch.setattr(daemon.ThreadServer, "warm", spy)
     done: list[object] = []
     worker = threading.Thread(target=lambda: done.append(
-        build_index(minirepo, IndexOptions(serve=True), embedder=embedder)))
+        build_index(minirepo, IndexOptions(), embedder=embedder, serve=daemon.serve_while_indexing)))
     worker.start()
     try:
         assert embedder.waiting.wait(120), "embedding never started"
@@ -352,7 +352,8 @@ def test_indexer_answers_queries_while_it_embeds(minirepo: Path, default_embedde
 def test_an_unqueried_indexer_leaves_no_server(minirepo: Path, default_embedder: object,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CODESEARCH_NO_DAEMON", raising=False)
-    build_index(minirepo, IndexOptions(serve=True), embedder=default_embedder)
+    build_index(minirepo, IndexOptions(), embedder=default_embedder,
+                serve=daemon.serve_while_indexing)
     index_dir = minirepo / INDEX_DIRNAME
     assert not daemon.socket_path(index_dir).exists()
     assert daemon.request(index_dir, {"op": "ping"}) is None

@@ -532,3 +532,44 @@ def test_hook_module_entry_point_ignores_non_repo(tmp_path: Path, git_env: dict)
                           cwd=plain, capture_output=True, text=True, check=False)
     assert proc.returncode == 0
     assert proc.stderr.startswith("codesearch: index not updated: git rev-parse")
+
+
+# Written by `codesearch hook install` before the package moved into subpackages: an
+# installed hook must keep working after an upgrade, without reinstalling.
+OLD_STYLE_HOOK = """#!/bin/sh
+# codesearch-hook: pre-commit --foreground --lexical-only
+# Installed by `codesearch hook install`; `codesearch hook uninstall` removes it and
+# puts back the hook it chained (if any). Keeps the codesearch index fresh.
+chained="$0.codesearch-chained"
+if [ -f "$chained" ] && [ -x "$chained" ]; then
+    "$chained" "$@" || exit $?
+fi
+py={python}
+if [ -x "$py" ] && [ -f {package}/hook.py ]; then
+    "$py" -c 'import sys; del sys.path[0]; sys.argv[0] = "codesearch-hook"; from codesearch.hook import main; sys.exit(main())' run pre-commit --foreground --lexical-only -- "$@" </dev/null
+else
+    echo "codesearch: not found" >&2
+    exit 0
+fi
+status=$?
+exit 0  # never block a commit on the index
+"""
+
+
+def test_a_hook_installed_by_an_older_version_still_updates_the_index(
+    tmp_path: Path, git_env: dict
+) -> None:
+    import codesearch
+
+    repo = make_repo(tmp_path / "repo")
+    index_lexical(repo)
+    script = repo / ".git" / "hooks" / "pre-commit"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    package = Path(codesearch.__file__).resolve().parent
+    script.write_text(OLD_STYLE_HOOK.format(python=sys.executable, package=package))
+    script.chmod(0o755)
+    assert parse_script(script.read_text()) == ("pre-commit", HookSettings(False, False, True))
+    write(repo / "src/legacy.py", "def reticulate_old_splines(n):\n    return n\n")
+    git(repo, "add", "src/legacy.py")
+    git(repo, "commit", "-qm", "legacy hook")
+    assert "reticulate_old_splines" in text_symbols(repo, "reticulate old splines")

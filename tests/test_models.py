@@ -50,7 +50,7 @@ def test_registry_has_every_seed_model() -> None:
         assert profile.pooling in ("mean", "cls", "lasttoken", "auto")
         assert profile.padding_side in ("left", "right")
         assert profile.params and profile.licence and profile.dims > 0
-        # Last-token pooling is only safe with left padding (shared/models.md §0.6).
+        # Last-token pooling is only safe with left padding (docs/models.md).
         if profile.pooling == "lasttoken":
             assert profile.padding_side == "left"
 

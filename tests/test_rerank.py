@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch  # a hard dependency: if it is missing, fail here, loudly
 
 from codesearch.search.rerank import (
     CODE_SEARCH_INSTRUCTION,
@@ -19,9 +20,7 @@ from codesearch.search.rerank import (
 )
 from tests.tiny_reranker import build_tiny_reranker
 
-torch = pytest.importorskip("torch")
-
-# Typed out again from models.md §2.1 rather than imported, so a typo in the
+# Typed out again from docs/models.md rather than imported, so a typo in the
 # module's template cannot also be in the reference.
 REF_PREFIX = (
     "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query "
@@ -175,7 +174,7 @@ def test_truncation_cuts_only_the_end_of_the_document(tiny_dir: Path) -> None:
     assert f"<Query>: {QUERY}\n<Document>: def first_line():" in text
     assert "value = compute" in text and text.count("value = compute") < 200
 
-    # Identical to models.md §2.2: the body truncated to MAX_LEN - len(pre) - len(suf).
+    # Identical to docs/models.md (Reranking): the body truncated to MAX_LEN - len(pre) - len(suf).
     body = f"<Instruct>: {CODE_SEARCH_INSTRUCTION}\n<Query>: {QUERY}\n<Document>: {long_doc}"
     cut = tok(
         [body],

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch  # a hard dependency: if it is missing, fail here, loudly
 
 from codesearch.search.rerank import CrossEncoderReranker, load_reranker
-
-torch = pytest.importorskip("torch")
 
 WORDS = "def class return parse read csv file count null args cache main the a of and".split()
 
@@ -90,7 +89,7 @@ def test_uncached_hub_cross_encoder_is_one_clear_line(
     assert "cross-encoder/ms-marco-MiniLM-L6-v2" in message and str(tmp_path) in message
 
 
-# sentence-transformers' own Qwen3-Reranker chat template (its test-suite, models.md §2.3).
+# sentence-transformers' own Qwen3-Reranker chat template (its test-suite; docs/models.md, Reranking).
 ST_QWEN3_TEMPLATE = (
     "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query "
     'and the Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n'

@@ -108,15 +108,16 @@ def _offer_index(root: Path, yes: bool, embed: bool) -> None:
         if not typer.confirm(f"No index in {root} yet. Build it now?", default=True):
             console.print("skipped: run `codesearch index` when you want the hooks to start")
             return
-    from codesearch.cli.main import RichProgress, _known_errors
-    from codesearch.index.build import IndexOptions, build_index
+    from codesearch.api import Index
+    from codesearch.cli.ui import RichProgress
+    from codesearch.core.errors import USER_ERRORS
 
     try:
         with RichProgress(sys.stderr.isatty()) as progress:
-            report = build_index(root, IndexOptions(embed=False), progress)
+            report = Index(root).update(embed=False, progress=progress)
     except KeyboardInterrupt:
         _fail("interrupted: run `codesearch index` to finish", 130)
-    except _known_errors() as err:
+    except USER_ERRORS as err:
         _fail(str(err))
     later = (f"embedding {report.vectors_pending} chunks in the background "
              f"(log: {index_dir_of(root) / LOG_NAME})" if embed

@@ -11,10 +11,12 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+
+from codesearch.cli.ui import RichProgress, console, err_console, fail
+from codesearch.core.errors import USER_ERRORS
 
 app = typer.Typer(
     name="codesearch",
@@ -24,17 +26,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-console = Console()
-err_console = Console(stderr=True)
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 def _find_index(start: Path, explicit: Path | None) -> Path:
-    from codesearch.store.tables import INDEX_DIRNAME
+    from codesearch.core.types import INDEX_DIRNAME
 
     if explicit is not None:
         candidate = explicit if explicit.name == INDEX_DIRNAME else explicit / INDEX_DIRNAME
@@ -66,72 +61,6 @@ def _first_build_starting(index_dir: Path, wait: float = 30.0) -> bool:
     return False
 
 
-class RichProgress:
-    """Progress bars on a terminal; silence when piped."""
-
-    LABELS = {"discover": "discovering files", "chunk": "chunking", "embed": "embedding"}
-
-    def __init__(self, enabled: bool, quiet: bool = False):
-        self.enabled = enabled
-        self.quiet = quiet
-        self._progress: Any = None
-        self._tasks: dict[str, Any] = {}
-
-    def __enter__(self) -> RichProgress:
-        if self.enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                SpinnerColumn,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self._progress = Progress(
-                SpinnerColumn(), TextColumn("{task.description:<18}"), BarColumn(),
-                MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                console=err_console, transient=False,
-            )
-            self._progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.__exit__(*exc)
-
-    def start(self, stage: str, total: int | None) -> None:
-        if self._progress is not None:
-            self._tasks[stage] = self._progress.add_task(self.LABELS.get(stage, stage), total=total)
-
-    def advance(self, stage: str, amount: int = 1) -> None:
-        if self._progress is not None and stage in self._tasks:
-            self._progress.advance(self._tasks[stage], amount)
-
-    def finish(self, stage: str) -> None:
-        if self._progress is not None and stage in self._tasks:
-            task = self._tasks[stage]
-            total = self._progress.tasks[task].total
-            if total is None:
-                self._progress.update(task, total=1, completed=1)
-
-    def message(self, text: str) -> None:
-        # Shown even when piped (a waiting run must say why it waits), not with --quiet.
-        if not self.quiet:
-            err_console.print(f"[dim]{text}[/]", highlight=False)
-
-
-def _known_errors() -> tuple[type[BaseException], ...]:
-    from codesearch.core.http import RemoteError
-    from codesearch.core.lock import LockTimeout
-    from codesearch.embed.local import ModelUnavailableError
-    from codesearch.embed.registry import UnknownModelError
-    from codesearch.store.tables import IndexError_
-
-    return (IndexError_, UnknownModelError, ModelUnavailableError, RemoteError, LockTimeout, ValueError)
-
-
 @app.command()
 def index(
     path: Annotated[Path, typer.Argument(help="Folder to index (default: current folder).")] = Path("."),
@@ -153,31 +82,33 @@ def index(
         fail(f"no such folder: {path}")
     if not path.is_dir():
         fail(f"not a folder: {path}")
+    from codesearch.api import Index
     from codesearch.index.rows import discard_spare_workers, prestart_workers
-    from codesearch.store.tables import INDEX_DIRNAME, manifest_path
 
-    if rebuild or not manifest_path(path / INDEX_DIRNAME).exists():
+    target = Index(path)
+    if rebuild or not target.exists:
         prestart_workers()  # a first build: chunking workers boot while we set up
+    from codesearch.api import IndexOptions
     from codesearch.embed.registry import parse_prompt
-    from codesearch.index.build import IndexOptions, build_index
+    from codesearch.serve.daemon import serve_while_indexing
 
     options = IndexOptions(
         model=model, dim=dim, precision=precision, backend=backend, rebuild=rebuild,
-        embed=not (lexical_only or background), max_file_bytes=max_file_size, serve=True,
+        embed=not (lexical_only or background), max_file_bytes=max_file_size,
         query_prompt=parse_prompt(query_prompt) if query_prompt is not None else None,
         document_prompt=parse_prompt(document_prompt) if document_prompt is not None else None,
     )
     show = sys.stderr.isatty() and not quiet and not as_json
     try:
         with RichProgress(show, quiet=quiet or as_json) as progress:
-            report = build_index(path, options, progress)
+            report = target.update(options=options, progress=progress, serve=serve_while_indexing)
     except KeyboardInterrupt:
         err_console.print(
             "[yellow]interrupted:[/] the index stays usable as it was; "
             "run `codesearch index` again to finish"
         )
         raise typer.Exit(130) from None
-    except _known_errors() as err:
+    except USER_ERRORS as err:
         fail(str(err))
     finally:
         discard_spare_workers()
@@ -221,8 +152,8 @@ def index(
 
 def _embed_in_background(root: Path, backend: str) -> int:
     """Detached `codesearch index` that embeds what is pending; it waits its turn on the lock."""
+    from codesearch.core.types import INDEX_DIRNAME
     from codesearch.serve.daemon import launch_detached
-    from codesearch.store.tables import INDEX_DIRNAME
 
     root = root.resolve()
     args = ["index", "-q", "--backend", backend, str(root)]
@@ -270,16 +201,15 @@ def query(
     use_daemon = not no_daemon and os.environ.get("CODESEARCH_NO_DAEMON", "") in ("", "0")
     data = _query_daemon(index_dir, text, options) if use_daemon else None
     if data is None:
-        from codesearch.search.searcher import Searcher
-
-        try:
-            searcher = Searcher(index_dir)
-            found = searcher.search(text, options)
-        except _known_errors() as err:
-            fail(str(err))
+        from codesearch.api import Index
         from codesearch.search.render import result_to_json
 
-        data = result_to_json(found, str(index_dir), searcher.manifest.model)
+        try:
+            index = Index.at(index_dir)
+            found = index.run(text, options)
+            data = result_to_json(found, str(index_dir), index.searcher().manifest.model)
+        except USER_ERRORS as err:
+            fail(str(err))
     from codesearch.search.render import print_json, render_hits, result_from_json
 
     if as_json:
@@ -297,8 +227,9 @@ def _wait_until_queryable(index_dir: Path, quiet: bool, timeout: float = 900.0) 
     """A first build still in its full-text tier: wait for it rather than fail."""
     import time
 
+    from codesearch.core.errors import IndexError_
     from codesearch.core.lock import current_holder
-    from codesearch.store.tables import IndexError_, read_manifest
+    from codesearch.store.manifest import read_manifest
 
     def ready() -> bool:
         try:
@@ -359,33 +290,6 @@ def stop_server(
     console.print("stopped" if daemon.stop(index_dir) else "no server was running")
 
 
-def _changed_since(index_dir: Path, indexed_at: float, limit_seconds: float = 2.0) -> int | None:
-    """Files added, modified or removed since the last complete index run.
-
-    Compared with the (size, mtime) snapshot the last run left; without one,
-    files modified after that run. None if the walk takes too long.
-    """
-    from codesearch.source.discover import discover
-
-    try:
-        snapshot = json.loads((index_dir / "files.json").read_text())
-    except (OSError, ValueError):
-        snapshot = None
-    started = time.perf_counter()
-    changed, seen = 0, 0
-    for source in discover(index_dir.parent):
-        if snapshot is None:
-            changed += source.mtime_ns / 1e9 > indexed_at
-        else:
-            seen += source.path in snapshot
-            changed += snapshot.get(source.path) != [source.size, source.mtime_ns]
-        if time.perf_counter() - started > limit_seconds:
-            return None
-    if snapshot is not None:
-        changed += len(snapshot) - seen  # removed since
-    return changed
-
-
 @app.command()
 def status(
     path: Annotated[Path, typer.Argument(help="Folder inside an indexed tree.")] = Path("."),
@@ -394,39 +298,30 @@ def status(
     """Where the index is, which model built it, how big and how fresh it is."""
     if not path.exists():
         fail(f"no such folder: {path}")
-    from codesearch.store.tables import index_size_bytes, read_manifest
+    from codesearch.api import Index
 
-    index_dir = _find_index(path, None)
-    manifest = read_manifest(index_dir)
-    assert manifest is not None
-    size = index_size_bytes(index_dir)
-    changed = _changed_since(index_dir, manifest.indexed_at)
-    data = {
-        "index": str(index_dir), "root": str(index_dir.parent), "model": manifest.model,
-        "dim": manifest.dim, "precision": manifest.precision,
-        "runtime": manifest.extra.get("backend", "auto"), "files": manifest.files,
-        "chunks": manifest.chunks, "vectors_pending": manifest.vectors_pending,
-        "complete": manifest.complete, "size_bytes": size, "indexed_at": manifest.indexed_at,
-        "changed_since": changed, "codesearch_version": manifest.codesearch_version,
-    }
+    try:
+        info = Index.at(_find_index(path, None)).status()
+    except USER_ERRORS as err:
+        fail(str(err))
     if as_json:
-        print(json.dumps(data, indent=2))
+        print(json.dumps(info.to_json(), indent=2))
         return
-    ago = time.time() - manifest.indexed_at
-    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(manifest.indexed_at))
-    changed_text = "unknown (large tree)" if changed is None else str(changed)
+    ago = time.time() - info.indexed_at
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.indexed_at))
+    changed_text = "unknown (large tree)" if info.changed_since is None else str(info.changed_since)
     rows = [
-        ("index", data["index"]),
-        ("model", f"{manifest.model} ({manifest.dim} dims, {manifest.precision})"),
-        ("runtime", data["runtime"]),
-        ("files", str(manifest.files)),
-        ("chunks", str(manifest.chunks)),
-        ("not yet embedded", str(manifest.vectors_pending)),
-        ("size on disk", f"{size / 1e6:.1f} MB"),
+        ("index", info.index),
+        ("model", f"{info.model} ({info.dim} dims, {info.precision})"),
+        ("runtime", info.runtime),
+        ("files", str(info.files)),
+        ("chunks", str(info.chunks)),
+        ("not yet embedded", str(info.vectors_pending)),
+        ("size on disk", f"{info.size_bytes / 1e6:.1f} MB"),
         ("last indexed", f"{when} ({_ago(ago)})"),
         ("changed since", changed_text),
     ]
-    if not manifest.complete:
+    if not info.complete:
         rows.append(("state", "incomplete: run `codesearch index` to finish"))
     for key, value in rows:
         console.print(f"[bold]{key:>17}[/]  {value}", highlight=False)
@@ -460,15 +355,14 @@ def eval_(
     """Measure retrieval quality: Recall@1/5/10, MRR@10, NDCG@10 per language and category."""
     import tempfile
 
+    from codesearch.api import IndexOptions
     from codesearch.eval import benchmark
     from codesearch.eval.evaluate import (
-        EvalError,
         format_comparison,
         format_report,
         load_queries,
         report_to_json,
     )
-    from codesearch.index.build import IndexOptions
 
     if not root.is_dir():
         fail(f"no such folder: {root}")
@@ -495,7 +389,7 @@ def eval_(
         if rerank:
             configs.append(benchmark.EvalConfig(f"hybrid + rerank {rerank}", "hybrid", rerank=rerank))
         reports = benchmark.run_configs(items, roots, configs, k, index_seconds=sum(seconds.values()))
-    except (EvalError, *_known_errors()) as err:
+    except USER_ERRORS as err:
         fail(str(err))
     finally:
         if workdir is not None:

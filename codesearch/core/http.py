@@ -12,10 +12,7 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
-
-class RemoteError(RuntimeError):
-    """A remote API failed for good; the message is one line, safe to print."""
-
+from codesearch.core.errors import RemoteError  # noqa: F401 (re-exported)
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 

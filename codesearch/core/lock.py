@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from codesearch.core.errors import LockTimeout  # noqa: F401 (re-exported)
+
 LOCK_FILE_NAME = "lock"
 _POLL_FIRST = 0.05  # seconds; short first so a quick holder costs little
 _POLL_MAX = 0.5
@@ -33,9 +35,6 @@ _POLL_MAX = 0.5
 _held: dict[tuple[str, int], int] = {}
 _held_guard = threading.Lock()
 
-
-class LockTimeout(RuntimeError):
-    """The index lock stayed taken for the whole timeout."""
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,51 @@
-"""What a search takes and gives back: plain dataclasses, no numpy, no LanceDB.
+"""The types every layer shares: what a search takes and gives back.
 
-Kept apart from `search.py` so the CLI can talk to the warm query server and
-print results without importing the search machinery.
+Plain dataclasses, no numpy, no LanceDB, nothing else of ours: the CLI talks to the
+warm query server and prints results without importing the search machinery.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
-from codesearch.search.ranking import RankingConfig
+# The folder, inside an indexed root, that holds its index.
+INDEX_DIRNAME = ".codesearch"
 
 MODES = ("hybrid", "text", "vector")
 CONTENT_TYPES = ("code", "docs", "all")
+
+
+@dataclass(frozen=True)
+class RankingConfig:
+    adaptive_fusion: bool = False  # symbol-like queries lean on the lexical list (measured: +0.001, off)
+    symbol_boost: bool = True  # query names the definition
+    path_match: bool = True  # query words in the file path
+    file_coherence: bool = True  # several hits in one file lift each other
+    path_penalties: bool = True  # tests, examples, vendored, generated code sink
+    dedup: bool = True  # overlapping chunks of one file shown once
+    # Module chunks (imports, constants, glue) rank below definitions, and so do type
+    # aliases and interfaces unless the query names one: they list many words but
+    # rarely are "the code that does Y".
+    kind_prior: bool = True
+    fusion: str = "linear"  # linear: weighted normalised scores; rrf: reciprocal ranks
+    rrf_k: int = 60
+    vector_weight: float = 0.6  # share of the vector score in linear fusion
+    coherence_weight: float = 0.05
+    nl_symbol_weight: float = 0.0  # boost when a natural-language query's words name the definition
+    test_penalty: float = 0.4
+    example_penalty: float = 0.8
+    vendor_penalty: float = 0.5
+    module_penalty: float = 0.7
+    declaration_penalty: float = 0.8  # kinds in DECLARATION_KINDS
+
+    @classmethod
+    def without(cls, *names: str) -> RankingConfig:
+        return cls(**{n: False for n in names})
+
+    @classmethod
+    def none(cls, **overrides: object) -> RankingConfig:
+        flags = {f.name: False for f in fields(cls) if f.type in ("bool", bool)}
+        return cls(**{**flags, **overrides})
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ import os
 import secrets
 import struct
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -361,12 +361,3 @@ def _atomic_write(target: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
-
-
-def iter_cache_folders(root: Path | None = None) -> Iterator[Path]:
-    """Every recipe folder under the cache root (for status and clean-up tools)."""
-    base = root if root is not None else default_cache_root()
-    with contextlib.suppress(OSError):
-        for entry in sorted(base.iterdir()):
-            if entry.is_dir():
-                yield entry

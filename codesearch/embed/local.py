@@ -21,8 +21,14 @@ import urllib.parse
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+from codesearch.core.errors import ModelUnavailableError, one_line
+from codesearch.embed.base import (  # noqa: F401 (re-exported)
+    Embedder,
+    ProfileMismatchError,
+    finalize_vectors,
+)
 from codesearch.embed.registry import (
     PRECISIONS,
     ModelProfile,
@@ -38,43 +44,6 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
-
-
-class Embedder(Protocol):
-    profile: ModelProfile
-    dim: int
-    precision: str
-
-    @property
-    def fingerprint(self) -> str: ...
-
-    def embed_documents(self, texts: Sequence[str]) -> np.ndarray: ...
-
-    def embed_queries(self, texts: Sequence[str]) -> np.ndarray: ...
-
-
-class ModelUnavailableError(RuntimeError):
-    """The model cannot be used on this machine; the message is one line, safe to print."""
-
-
-class ProfileMismatchError(ModelUnavailableError):
-    """The loaded model contradicts its profile (prompt, EOS, dimension): refuse, don't guess."""
-
-
-def finalize_vectors(vectors: Any, dim: int) -> np.ndarray:
-    """float32, first `dim` columns, L2-normalized (MRL truncation then re-normalization).
-
-    Also turns pplx-embed's unnormalized int8 output into unit vectors, so a dot
-    product is its cosine.
-    """
-    import numpy as np
-
-    out = np.asarray(vectors, dtype=np.float32)
-    if out.ndim == 1:
-        out = out[None, :]
-    out = np.ascontiguousarray(out[:, :dim])
-    norms = np.linalg.norm(out, axis=1, keepdims=True)
-    return out / np.maximum(norms, 1e-12)
 
 
 # --- where the weights come from ---------------------------------------------------
@@ -142,10 +111,6 @@ def _weights_source(
         raise ModelUnavailableError(_missing_message(profile, f"{host} is not reachable"))
     return profile.hub_id, False
 
-
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0] if text else ''}"[:300]
 
 
 # --- load-time checks of the profile against the real model -------------------------
@@ -306,7 +271,7 @@ class SentenceTransformerEmbedder:
             raise
         except Exception as err:  # remote-code breakage, corrupt files, missing extras
             raise ModelUnavailableError(
-                f"cannot load model {profile.name} from {source}: {_one_line(err)}"
+                f"cannot load model {profile.name} from {source}: {one_line(err)}"
             ) from None
         self.dim = validate_dim(self.profile, dim)
         self.load_seconds = time.perf_counter() - started

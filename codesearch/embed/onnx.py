@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from codesearch.embed.local import ModelUnavailableError
+from codesearch.core.errors import ModelUnavailableError
 from codesearch.embed.registry import ModelProfile, local_weights
 
 # Bump when the export recipe changes: older cache entries are then ignored.
@@ -298,7 +298,7 @@ def channel_maxima(fp32_model: Path, tokenizer_file: Path) -> dict[str, np.ndarr
     import onnx
     import onnxruntime as ort
 
-    from codesearch.index.rows import REFERENCE_CODE
+    from codesearch.embed.base import REFERENCE_CODE
 
     graph = onnx.load(str(fp32_model))
     names = sorted({node.input[0] for node in _weight_matmuls(graph)})

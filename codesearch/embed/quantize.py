@@ -136,10 +136,9 @@ def _topk_ascending(values: np.ndarray, k: int) -> np.ndarray:
     k = min(k, values.shape[-1])
     if k <= 0:
         return np.zeros((*values.shape[:-1], 0), dtype=np.int64)
-    part = np.argpartition(values, k - 1, axis=-1)[..., :k]
-    picked = np.take_along_axis(values, part, axis=-1)
-    order = np.lexsort((part, picked), axis=-1)
-    return np.take_along_axis(part, order, axis=-1)
+    # A stable sort, not argpartition: ties at the k-th value must go to the lowest
+    # indices, so the same query picks the same pool every time.
+    return np.argsort(values, axis=-1, kind="stable")[..., :k]
 
 
 def hamming_topk(

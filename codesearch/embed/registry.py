@@ -2,7 +2,7 @@
 
 Owned by the model work (issue 4). Nothing outside this module branches on a
 model's name: behaviour comes from profile fields. Every string, pooling mode,
-padding side and dimension below comes from `shared/models.md` (the models'
+padding side and dimension below comes from `docs/models.md` (the models'
 cards, configs and evaluation code); a wrong prefix or pooling silently costs
 recall, so do not "tidy" the prompt strings (trailing spaces and newlines are
 significant, and Qwen's typos are the ones it was evaluated with).
@@ -17,8 +17,11 @@ import dataclasses
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from codesearch.core.errors import IncompatibleModelsError, InvalidDimError, UnknownModelError  # noqa: F401 (re-exported)
 
 POOLINGS = ("mean", "cls", "lasttoken", "auto")  # auto = whatever the model's own ST config says
 BACKENDS = ("sentence-transformers", "openai", "voyage")
@@ -124,16 +127,7 @@ class ModelProfile:
         return self.backend != "sentence-transformers"
 
 
-class UnknownModelError(ValueError):
-    """A model name that is neither in the registry nor a usable id or path."""
 
-
-class InvalidDimError(ValueError):
-    """A `--dim` the model was not trained to produce."""
-
-
-class IncompatibleModelsError(ValueError):
-    """A query model that does not share the index model's embedding space."""
 
 
 # --- the seed models ------------------------------------------------------------
@@ -155,7 +149,7 @@ JINA_CODE_NL2CODE_QUERY = "Find the most relevant code snippet given the followi
 JINA_CODE_NL2CODE_DOCUMENT = "Candidate code snippet:\n"
 CODERANKEMBED_QUERY = "Represent this query for searching relevant code: "
 
-_UNPINNED = "revision not pinned: shared/models.md gives no verified commit for this model"
+_UNPINNED = "revision not pinned: no verified commit is published for this model (docs/models.md)"
 
 
 def _qwen3(size: str, hub: str, dims: int, params: str) -> ModelProfile:
@@ -255,7 +249,7 @@ _SEED: tuple[ModelProfile, ...] = (
         name="voyage-4-nano",
         hub_id="voyageai/voyage-4-nano",
         aliases=("voyageai/voyage-4-nano",),
-        # The one revision models.md cites (a user's pin, marked "verify").
+        # The one revision docs/models.md cites (a user's pin, marked "verify").
         revision="67fabc9bef010dabc5f6024aa1b1b6b93410426f",
         dims=2048,
         mrl_dims=(256, 512, 1024, 2048),
@@ -270,7 +264,7 @@ _SEED: tuple[ModelProfile, ...] = (
         family="voyage-4",
         params="~340M",
         licence="Apache-2.0",
-        notes="revision from shared/models.md (a user's pin, unverified); shares its space with the voyage-4 API models",
+        notes="revision from docs/models.md (a user's pin, unverified); shares its space with the voyage-4 API models",
     ),
     ModelProfile(
         name="jina-embeddings-v4",
@@ -455,6 +449,13 @@ def _unregistered_profile(
     )
 
 
+# `--model SCHEME:REST` for a model served by an API: scheme -> its profile.
+REMOTE_SCHEMES: dict[str, Callable[[str], ModelProfile]] = {
+    "openai": _openai_profile,  # openai:<name>@<base-url>, any OpenAI-compatible server
+    "voyage": _voyage_profile,  # voyage:<model>
+}
+
+
 def resolve_model(
     name_or_path: str, query_prompt: str | None = None, document_prompt: str | None = None
 ) -> ModelProfile:
@@ -467,10 +468,10 @@ def resolve_model(
     spec = name_or_path.strip()
     if not spec:
         raise UnknownModelError("empty model name")
-    if spec.startswith("openai:"):
-        return _with_prompts(_openai_profile(spec[len("openai:") :]), query_prompt, document_prompt)
-    if spec.startswith("voyage:"):
-        return _with_prompts(_voyage_profile(spec[len("voyage:") :]), query_prompt, document_prompt)
+    scheme, sep, rest = spec.partition(":")
+    remote = REMOTE_SCHEMES.get(scheme) if sep else None
+    if remote is not None:
+        return _with_prompts(remote(rest), query_prompt, document_prompt)
     try:
         return _with_prompts(get_profile(spec), query_prompt, document_prompt)
     except UnknownModelError:

@@ -1,7 +1,7 @@
 """Remote embedding backends: OpenAI-compatible `/v1/embeddings` and the Voyage API.
 
-Both implement the `Embedder` protocol of `codesearch.embed.local`. No server applies a
-code-search instruction for you (shared/models.md §7), so an OpenAI-compatible
+Both implement the `Embedder` protocol of `codesearch.embed.base`. No server applies a
+code-search instruction for you (docs/models.md, Remote models), so an OpenAI-compatible
 server gets the profile's prompts prepended client-side; Voyage gets
 `input_type` (query/document), which makes its API prepend its own prompts.
 Vectors are always truncated to the requested dimension and re-normalized
@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from codesearch.core.errors import ModelUnavailableError
 from codesearch.core.http import RemoteError, post_json
-from codesearch.embed.local import Embedder, ModelUnavailableError, finalize_vectors
+from codesearch.embed.base import Embedder, finalize_vectors
 from codesearch.embed.registry import PRECISIONS, ModelProfile, validate_dim
 
 VOYAGE_DEFAULT_URL = "https://api.voyageai.com/v1"
@@ -275,8 +276,14 @@ class VoyageEmbedder(RemoteEmbedder):
 def load_remote_embedder(
     profile: ModelProfile, dim: int | None = None, precision: str = "float32"
 ) -> Embedder:
-    if profile.backend == "openai":
-        return OpenAIEmbedder(profile, dim, precision)
-    if profile.backend == "voyage":
-        return VoyageEmbedder(profile, dim, precision)
-    raise ValueError(f"{profile.name} is not a remote model (backend {profile.backend})")
+    embedder = REMOTE_EMBEDDERS.get(profile.backend)
+    if embedder is None:
+        raise ValueError(f"{profile.name} is not a remote model (backend {profile.backend})")
+    return embedder(profile, dim, precision)
+
+
+# A remote profile's backend -> the client that speaks its API.
+REMOTE_EMBEDDERS: dict[str, type[OpenAIEmbedder] | type[VoyageEmbedder]] = {
+    "openai": OpenAIEmbedder,
+    "voyage": VoyageEmbedder,
+}

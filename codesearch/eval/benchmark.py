@@ -13,11 +13,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from codesearch.api import Index
+from codesearch.core.types import RankingConfig, SearchOptions
 from codesearch.eval.evaluate import EvalQuery, EvalReport, RetrievedChunk, run_eval_by_corpus
-from codesearch.index.build import IndexOptions, Progress, build_index
-from codesearch.search.ranking import RankingConfig
-from codesearch.search.searcher import Searcher, SearchOptions
-from codesearch.store.tables import INDEX_DIRNAME
+from codesearch.index.build import IndexOptions, Progress
 
 
 @dataclass(frozen=True)
@@ -74,22 +73,22 @@ def ensure_indexes(
     seconds = {}
     for corpus, folder in roots.items():
         started = time.perf_counter()
-        build_index(folder, replace(options), progress=progress, embedder=embedder)
+        Index(folder, embedder=embedder).update(options=options, progress=progress)
         seconds[corpus] = time.perf_counter() - started
     return seconds
 
 
 class CorpusSearch:
-    """One Searcher per corpus, shared embedder; answers `search_in(corpus, q, k)`."""
+    """One Index per corpus, shared embedder; answers `search(corpus, q, k)`."""
 
     def __init__(self, roots: dict[str, Path], embedder: Any | None = None):
-        self.searchers = {c: Searcher(p / INDEX_DIRNAME, embedder=embedder) for c, p in roots.items()}
+        self.indexes = {c: Index(p, embedder=embedder) for c, p in roots.items()}
         self.config = EvalConfig("default")
 
     def __call__(self, corpus: str, query: str, k: int) -> list[RetrievedChunk]:
         options = SearchOptions(k=k, mode=self.config.mode, ranking=self.config.ranking,
                                 rerank=self.config.rerank, rerank_top=self.config.rerank_top)
-        hits = self.searchers[corpus].search(query, options).hits
+        hits = self.indexes[corpus].run(query, options).hits
         return [RetrievedChunk(h.path, h.start_line, h.end_line) for h in hits]
 
 
@@ -104,12 +103,12 @@ def run_configs(
     search = CorpusSearch(roots, embedder)
     if embedder is None and any(c.mode != "text" for c in configs):
         # Load the query model once, outside the timed queries.
-        first = next(iter(search.searchers.values()))
-        shared = first.embedder()
-        for searcher in search.searchers.values():
-            searcher._embedder = shared
-    for searcher in search.searchers.values():
-        searcher.vectors()  # load outside the timed queries
+        first = next(iter(search.indexes.values()))
+        shared = first.searcher().embedder()
+        for index in search.indexes.values():
+            index.lend_embedder(shared)
+    for index in search.indexes.values():
+        index.searcher().vectors()  # load outside the timed queries
     reports = []
     for config in configs:
         search.config = config

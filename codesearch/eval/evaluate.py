@@ -33,13 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from codesearch.core.errors import EvalError  # noqa: F401 (re-exported)
+
 RELEVANT = 2
 SECONDARY = 1
 CATEGORIES = ("how", "find", "symbol")
 
-
-class EvalError(ValueError):
-    """A query file or target is malformed; the message is one line for the user."""
 
 
 @dataclass(frozen=True)

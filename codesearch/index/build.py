@@ -13,10 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from codesearch import __version__
 from codesearch.core.lock import index_lock
 from codesearch.core.tokens import path_words, symbol_words
-from codesearch.embed.registry import DEFAULT_MODEL, ModelProfile, resolve_model, validate_dim
+from codesearch.core.version import VERSION
+from codesearch.embed.registry import (
+    DEFAULT_MODEL,
+    PRECISIONS,
+    ModelProfile,
+    resolve_model,
+    validate_dim,
+)
 from codesearch.index.rows import (  # noqa: F401 (content_hash, chunk_rows: re-exported)
     BudgetSpec,
     ChunkJob,
@@ -31,6 +37,11 @@ from codesearch.index.rows import (  # noqa: F401 (content_hash, chunk_rows: re-
 )
 from codesearch.source.chunk import ChunkBudget
 from codesearch.source.discover import DiscoveryOptions, DiscoveryStats, SourceFile, discover
+from codesearch.store.manifest import (  # noqa: F401 (re-exported)
+    index_backend,
+    index_profile,
+    load_index_embedder,
+)
 from codesearch.store.tables import (
     INDEX_DIRNAME,
     FileState,
@@ -48,7 +59,19 @@ if TYPE_CHECKING:
     import numpy as np
 
     from codesearch.embed.cache import EmbeddingCache
-    from codesearch.serve.daemon import ThreadServer
+
+
+class QueryServer(Protocol):
+    """A query server this process runs while it indexes (see `build_index`'s `serve`)."""
+
+    def load_catalog(self) -> None: ...
+    def warm(self) -> None: ...
+    def lend_embedder(self, embedder: object) -> None: ...
+    def hand_over(self) -> None: ...
+
+
+# Starts answering queries for an index folder; None when another server already does.
+ServeFactory = Callable[[Path], "QueryServer | None"]
 
 
 class Progress(Protocol):
@@ -72,9 +95,6 @@ class NullProgress:
         pass
 
 
-PRECISIONS = ("float32", "int8", "binary")
-
-
 @dataclass
 class IndexOptions:
     # None: the existing index's setting, or the default for a new index.
@@ -92,8 +112,6 @@ class IndexOptions:
     embed_batch: int = 64
     lock_timeout: float = 600.0
     record_texts: bool = False
-    # Answer queries on a socket while embedding (the CLI's `index`; off for library use).
-    serve: bool = False
     # The user-level embedding cache (codesearch.embed.cache), shared by every index on the
     # machine; CODESEARCH_EMBED_CACHE=0 turns it off too.
     shared_cache: bool = True
@@ -172,24 +190,10 @@ def model_budget(profile: ModelProfile) -> ChunkBudget:
 
 def new_manifest(profile: ModelProfile, dim: int, precision: str) -> Manifest:
     return Manifest(
-        codesearch_version=__version__, model=profile.name,
+        codesearch_version=VERSION, model=profile.name,
         fingerprint=profile.fingerprint(dim, precision), dim=dim, precision=precision,
         created_at=time.time(), profile=profile.to_manifest(),
     )
-
-
-def index_profile(manifest: Manifest) -> ModelProfile:
-    """The profile an index was built with, prompts and all (registry or not)."""
-    from codesearch.embed.registry import get_profile
-
-    if manifest.profile:
-        return ModelProfile.from_manifest(manifest.profile)
-    return get_profile(manifest.model)
-
-
-def index_backend(manifest: Manifest) -> str:
-    """The runtime that embedded this index; queries use the same one."""
-    return str(manifest.extra.get("backend", "auto"))
 
 
 def wanted_manifest(options: IndexOptions, existing: Manifest | None) -> Manifest:
@@ -269,8 +273,14 @@ def build_index(
     options: IndexOptions | None = None,
     progress: Progress | None = None,
     embedder: object | None = None,
+    serve: ServeFactory | None = None,
 ) -> IndexReport:
-    """Index `root` incrementally. Safe to interrupt at any point."""
+    """Index `root` incrementally. Safe to interrupt at any point.
+
+    `serve`, if given, starts a query server in this process once the full-text tier
+    is written (the CLI's `index` answers queries while it embeds); it is handed over
+    when the run ends.
+    """
     options = options or IndexOptions()
     progress = progress or NullProgress()
     root = root.resolve()
@@ -303,7 +313,7 @@ def build_index(
         report.seconds_lexical = time.perf_counter() - started
         # Bound before the manifest says the full-text tier is ready, so a query that
         # waited for it finds this process answering (see cli.query).
-        server = _serve_queries(index_dir) if options.serve and options.embed else None
+        server = serve(index_dir) if serve is not None and options.embed else None
         try:
             if server is not None:
                 server.load_catalog()
@@ -327,29 +337,9 @@ def build_index(
             _write_snapshot(index_dir, store)
         finally:
             if server is not None:
-                _hand_over(index_dir, server)
+                server.hand_over()
     report.seconds_total = time.perf_counter() - started
     return report
-
-
-def _serve_queries(index_dir: Path) -> ThreadServer | None:
-    """Answer queries from this process while it embeds (unless a server already does)."""
-    import os
-
-    if os.environ.get("CODESEARCH_NO_DAEMON", "") not in ("", "0"):
-        return None
-    from codesearch.serve.daemon import serve_in_thread
-
-    return serve_in_thread(index_dir)
-
-
-def _hand_over(index_dir: Path, server: ThreadServer) -> None:
-    """Stop serving; if anyone queried meanwhile, leave a standalone server behind."""
-    from codesearch.serve.daemon import spawn
-
-    server.close()
-    if server.queries:
-        spawn(index_dir)
 
 
 def _snapshot_path(index_dir: Path) -> Path:
@@ -749,9 +739,3 @@ def _pending(store: IndexStore) -> list[tuple[str, str]]:
         if h not in have and h not in out:
             out[h] = embedding_text(row["path"], row["symbol"], row["context"], row["text"])
     return list(out.items())
-
-
-def load_index_embedder(profile: ModelProfile, dim: int | None, backend: str = "auto") -> object:
-    from codesearch.embed.local import load_embedder
-
-    return load_embedder(profile, dim, backend=backend)

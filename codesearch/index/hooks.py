@@ -55,10 +55,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from codesearch.core.errors import USER_ERRORS, HookError, one_line
+from codesearch.core.process import launch_detached
+from codesearch.core.types import INDEX_DIRNAME
+
 if TYPE_CHECKING:
     from codesearch.index.build import IndexReport
 
-INDEX_DIRNAME = ".codesearch"  # same as codesearch.store.tables.INDEX_DIRNAME (not imported: it pulls numpy)
 HOOK_NAMES = ("pre-commit", "post-commit", "post-merge", "post-checkout")
 DEFAULT_HOOKS = ("pre-commit", "post-merge", "post-checkout")
 MARKER = "# codesearch-hook:"
@@ -82,9 +85,6 @@ GIT_LOCATION_VARS = (
     "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_NAMESPACE",
 )
 
-
-class HookError(RuntimeError):
-    """A hook problem with a one-line message for the user."""
 
 
 class NotARepository(HookError):
@@ -524,17 +524,9 @@ def spawn_background(index_root: Path, embed: bool = True) -> int | None:
     index_dir = index_dir_of(index_root)
     if background_waiting(index_dir):
         return None
-    log_path = index_dir / LOG_NAME
-    env = clean_env()
-    env.setdefault("TOKENIZERS_PARALLELISM", "false")
-    with open(log_path, "a", encoding="utf-8") as out:
-        proc = subprocess.Popen(
-            [*python_command(sys.executable), "background", str(index_root),
-             *([] if embed else ["--lexical-only"])],
-            cwd=index_root, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-            start_new_session=True, close_fds=True, env=env,
-        )
-    return proc.pid
+    argv = [*python_command(sys.executable), "background", str(index_root),
+            *([] if embed else ["--lexical-only"])]
+    return launch_detached(argv, index_root, index_dir / LOG_NAME, clean_env()).pid
 
 
 def background_main(index_root: Path, embed: bool = True) -> int:
@@ -560,23 +552,14 @@ def background_main(index_root: Path, embed: bool = True) -> int:
             # The lock is re-entrant on this thread, so drain() does not wait for us.
             report = drain(index_root, embed=embed, lock_timeout=BACKGROUND_LOCK_TIMEOUT)
         except Exception as err:  # noqa: BLE001
-            log(index_dir, f"background update failed: {_one_line(err)}\n{traceback.format_exc()}")
+            log(index_dir, f"background update failed: {one_line(err)}\n{traceback.format_exc()}")
             return 1
     log(index_dir, f"background update done in {time.perf_counter() - started:.1f} s: {summary(report)}")
     return 0
 
 
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0]}" if text and not isinstance(err, HookError) else (
-        text[0] if text else type(err).__name__)
-
-
 def _known_error(err: BaseException) -> bool:
-    from codesearch.core.lock import LockTimeout
-
-    return isinstance(err, HookError | LockTimeout | OSError | ValueError) or (
-        type(err).__name__ in {"IndexError_", "UnknownModelError", "ModelUnavailableError"})
+    return isinstance(err, (*USER_ERRORS, OSError))
 
 
 def run_hook(
@@ -649,7 +632,7 @@ def _foreground(
         return _report_failure(settings, index_dir, "interrupted", stderr)
     except Exception as err:  # noqa: BLE001 - a hook must not die with a traceback
         detail = "" if _known_error(err) else f"\n{traceback.format_exc()}"
-        return _report_failure(settings, index_dir, _one_line(err) + detail, stderr)
+        return _report_failure(settings, index_dir, one_line(err) + detail, stderr)
     log(index_dir, f"{hook}: {len(paths)} path(s) in {time.perf_counter() - started:.2f} s: "
                    f"{summary(report)}")
     if report.vectors_pending and not (settings.strict or settings.lexical_only):

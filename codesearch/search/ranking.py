@@ -9,42 +9,10 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from codesearch.core.tokens import looks_like_symbol, query_words, split_identifier
-
-
-@dataclass(frozen=True)
-class RankingConfig:
-    adaptive_fusion: bool = False  # symbol-like queries lean on the lexical list (measured: +0.001, off)
-    symbol_boost: bool = True  # query names the definition
-    path_match: bool = True  # query words in the file path
-    file_coherence: bool = True  # several hits in one file lift each other
-    path_penalties: bool = True  # tests, examples, vendored, generated code sink
-    dedup: bool = True  # overlapping chunks of one file shown once
-    # Module chunks (imports, constants, glue) rank below definitions, and so do type
-    # aliases and interfaces unless the query names one: they list many words but
-    # rarely are "the code that does Y".
-    kind_prior: bool = True
-    fusion: str = "linear"  # linear: weighted normalised scores; rrf: reciprocal ranks
-    rrf_k: int = 60
-    vector_weight: float = 0.6  # share of the vector score in linear fusion
-    coherence_weight: float = 0.05
-    nl_symbol_weight: float = 0.0  # boost when a natural-language query's words name the definition
-    test_penalty: float = 0.4
-    example_penalty: float = 0.8
-    vendor_penalty: float = 0.5
-    module_penalty: float = 0.7
-    declaration_penalty: float = 0.8  # kinds in DECLARATION_KINDS
-
-    @classmethod
-    def without(cls, *names: str) -> RankingConfig:
-        return cls(**{n: False for n in names})
-
-    @classmethod
-    def none(cls, **overrides: object) -> RankingConfig:
-        flags = {f.name: False for f in fields(cls) if f.type in ("bool", bool)}
-        return cls(**{**flags, **overrides})
+from codesearch.core.types import RankingConfig
 
 
 @dataclass(frozen=True)

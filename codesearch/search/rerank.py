@@ -4,7 +4,7 @@
 float per document (higher = more relevant). Backends:
 
 * Qwen3-Reranker (registry names `qwen3-reranker-0.6b/-4b/-8b`, or a local path to
-  any Qwen3-Reranker-style causal LM), run exactly as published (models.md §2).
+  any Qwen3-Reranker-style causal LM), run exactly as published (docs/models.md, Reranking).
 * Any sentence-transformers CrossEncoder: `cross-encoder:<hub-id-or-path>`, or a
   bare local path whose config is not a causal LM.
 * Rerank APIs: `openai-rerank:<model>@<base-url>` (vLLM, Infinity, SGLang, Cohere,
@@ -35,7 +35,7 @@ CODE_SEARCH_INSTRUCTION = (
     "Given a question about coding, retrieval code or passage that can solve user's question"
 )
 
-# Qwen3-Reranker template, verbatim from the tech report / HF example (models.md §2.1).
+# Qwen3-Reranker template, verbatim from the tech report / HF example (docs/models.md, Reranking).
 QWEN3_PREFIX = (
     "<|im_start|>system\nJudge whether the Document meets the requirements based on the "
     'Query and the Instruct provided. Note that the answer can only be "yes" or "no".'
@@ -492,16 +492,21 @@ def rerank(reranker: Reranker, query: str, documents: Sequence[str]) -> list[tup
 _LOADED: dict[tuple[object, ...], Reranker] = {}
 
 
+# `--rerank SCHEME:REST` for a reranker served by an API: scheme -> its client.
+REMOTE_RERANKERS: dict[str, Callable[[str, str], RemoteReranker]] = {
+    "openai-rerank": _openai_reranker,  # openai-rerank:<model>@<url> (Cohere/Jina protocol)
+    "tei-rerank": _tei_reranker,  # tei-rerank:<url>
+    "voyage-rerank": _voyage_reranker,  # voyage-rerank:<model>
+}
+
+
 def _build(
     spec: str, instruction: str | None, model_path: str | None, batch_size: int, max_length: int
 ) -> Reranker:
     scheme, sep, rest = spec.partition(":")
-    if sep and scheme == "openai-rerank":
-        return _openai_reranker(spec, rest)
-    if sep and scheme == "tei-rerank":
-        return _tei_reranker(spec, rest)
-    if sep and scheme == "voyage-rerank":
-        return _voyage_reranker(spec, rest)
+    remote = REMOTE_RERANKERS.get(scheme) if sep else None
+    if remote is not None:
+        return remote(spec, rest)
     if sep and scheme == "cross-encoder":
         source = model_path or rest
         if Path(source).expanduser().exists():

@@ -2,7 +2,7 @@
 
 Vectors are scored in numpy over a matrix read once from the vectors table:
 at repository scale (10^4 to 10^5 chunks) brute force is exact and faster than
-LanceDB's flat search (stack.md: 24 ms vs 270 ms at 100k rows).
+LanceDB's flat search (24 ms vs 270 ms at 100k rows, docs/how-it-works.md).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 from codesearch.core.tokens import query_words, terms_text
 from codesearch.core.types import CONTENT_TYPES, MODES, Hit, SearchOptions, SearchResult
 from codesearch.search.ranking import Candidate, fuse_and_rank
+from codesearch.store.manifest import index_backend, index_profile, load_index_embedder
 from codesearch.store.tables import (
     LEXICAL_COLUMNS,
     IndexError_,
@@ -138,8 +139,6 @@ class Searcher:
             raise IndexError_(f"no index at {index_dir}: run `codesearch index` first")
         self.index_dir = index_dir
         self.manifest: Manifest = manifest
-        from codesearch.index.build import index_backend
-
         self.backend = backend or index_backend(manifest)
         self._embedder = embedder
         self.store = IndexStore(index_dir)
@@ -153,6 +152,20 @@ class Searcher:
         one sees (a manifest rewrite alone does not change the rows)."""
         if other._catalog is not None and other._catalog.version == self.store.chunks.version:
             self._catalog = other._catalog
+
+    @property
+    def catalog_loaded(self) -> bool:
+        return self._catalog is not None
+
+    @property
+    def loaded_embedder(self) -> Any | None:
+        """The query model if it is loaded already (None: not yet asked for)."""
+        return self._embedder
+
+    def lend_embedder(self, embedder: Any) -> None:
+        """Embed queries with this model, unless one is loaded already."""
+        if self._embedder is None:
+            self._embedder = embedder
 
     @property
     def catalog(self) -> Catalog:
@@ -172,8 +185,6 @@ class Searcher:
         return self._vectors
 
     def embedder(self, query_model: str | None = None) -> Any:
-        from codesearch.index.build import index_profile, load_index_embedder
-
         if query_model:
             if query_model not in self._query_embedders:
                 from codesearch.embed.registry import check_query_model, resolve_model
@@ -196,7 +207,7 @@ class Searcher:
             return columns["vector"] @ qvec
         from codesearch.embed.quantize import (
             Calibration,
-            hamming_distances,
+            hamming_topk,
             int8_scores,
             pack_binary,
         )
@@ -209,8 +220,8 @@ class Searcher:
         rows = np.unique(usable_rows)
         if len(rows) == 0:
             return scores
-        distances = hamming_distances(pack_binary(qvec), columns["bits"][rows])
-        pool = rows[np.argsort(distances, kind="stable")[: max(10 * limit, 200)]]
+        nearest, _ = hamming_topk(pack_binary(qvec), columns["bits"][rows], max(10 * limit, 200))
+        pool = rows[nearest]
         scores[pool] = int8_scores(qvec, columns["codes"][pool], cal)
         return scores
 

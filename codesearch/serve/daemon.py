@@ -64,15 +64,10 @@ def launch_detached(args: list[str], index_dir: Path, log_name: str) -> subproce
     It runs from the index folder: `python -m` puts the cwd first on sys.path, and a
     repository with a top-level `numpy/` or `rich/` folder would shadow installed packages.
     """
+    from codesearch.core.process import launch_detached as launch
+
     index_dir = index_dir.resolve()
-    log = open(index_dir / log_name, "ab")  # noqa: SIM115 (handed to the child)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "codesearch", *args],
-        cwd=index_dir, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-        env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
-    )
-    log.close()
-    return proc
+    return launch([sys.executable, "-m", "codesearch", *args], index_dir, index_dir / log_name)
 
 
 def _launch(index_dir: Path, idle_seconds: float) -> subprocess.Popen[bytes]:
@@ -121,31 +116,15 @@ def options_from_dict(data: dict[str, Any]) -> Any:
 
 class _State:
     def __init__(self, index_dir: Path, idle_seconds: float, embedder: Any = None):
+        from codesearch.api import Index
+
         self.index_dir = index_dir
         self.idle_seconds = idle_seconds
         self.last_used = time.monotonic()
         self.lock = threading.Lock()
-        self.searcher: Any = None
         # An indexer serving on a thread lends its model: no second copy, no load time.
-        self.embedder: Any = embedder
-        self.manifest_mtime = -1
+        self.index = Index.at(index_dir, embedder=embedder)
         self.queries = 0
-
-    def current_searcher(self) -> Any:
-        from codesearch.search.searcher import Searcher
-
-        mtime = (self.index_dir / "manifest.json").stat().st_mtime_ns
-        if self.searcher is None or mtime != self.manifest_mtime:
-            # The embedder survives reloads: the model does not change without --rebuild,
-            # and a rebuild with another model changes the manifest's fingerprint.
-            old = self.searcher
-            self.searcher = Searcher(self.index_dir, embedder=self.embedder)
-            if old is not None and old.manifest.fingerprint == self.searcher.manifest.fingerprint:
-                self.searcher._embedder = self.searcher._embedder or old._embedder
-            if old is not None:
-                self.searcher.adopt_catalog(old)  # (the indexer rewrites it every 20 s)
-            self.manifest_mtime = mtime
-        return self.searcher
 
 
 class _Server(socketserver.ThreadingUnixStreamServer):
@@ -187,7 +166,7 @@ def serve(index_dir: Path, idle_seconds: float = DEFAULT_IDLE_SECONDS) -> int:
     watchdog = threading.Thread(target=_idle_watch, args=(state, server), daemon=True)
     watchdog.start()
     try:
-        state.current_searcher()  # warm: open tables, read the catalog
+        state.index.searcher()  # warm: open tables, read the catalog
         server.serve_forever(poll_interval=0.5)
     finally:
         server.server_close()
@@ -219,27 +198,21 @@ class ThreadServer:
 
     def lend_embedder(self, embedder: Any) -> None:
         with self.state.lock:
-            self.state.embedder = embedder
-            if self.state.searcher is not None and self.state.searcher._embedder is None:
-                self.state.searcher._embedder = embedder
+            self.state.index.lend_embedder(embedder)
 
     def load_catalog(self) -> None:
         """Read the chunk catalog now (the rows are written, the index not yet declared
         queryable): the first query, a moment later, then finds it loaded."""
         with self.state.lock, contextlib.suppress(Exception):
-            _ = self.state.current_searcher().catalog
+            _ = self.state.index.searcher().catalog
 
     def warm(self) -> None:
         """Open the tables, load the chunk catalog and the full-text index now, before
         embedding takes both cores: the first query then pays only its own search.
         A failure here only costs the first query its speed."""
-        from codesearch.core.types import SearchOptions
-
         # Any real problem (a damaged table, say) is reported by the query that meets it.
         with self.state.lock, contextlib.suppress(Exception):
-            searcher = self.state.current_searcher()
-            searcher.search("warm up", SearchOptions(mode="text", k=1))
-            searcher.vectors()
+            self.state.index.warm()
 
     @property
     def queries(self) -> int:
@@ -250,6 +223,12 @@ class ThreadServer:
         self.server.server_close()
         _unlink_if_ours(self.index_dir, self.server)
 
+    def hand_over(self) -> None:
+        """Stop serving; if anyone queried meanwhile, leave a standalone server behind."""
+        self.close()
+        if self.queries:
+            spawn(self.index_dir)
+
 
 def serve_in_thread(index_dir: Path, embedder: Any = None) -> ThreadServer | None:
     """Start answering queries for this index on a thread; None if a server already answers."""
@@ -259,6 +238,14 @@ def serve_in_thread(index_dir: Path, embedder: Any = None) -> ThreadServer | Non
         return ThreadServer(index_dir, embedder)
     except OSError:
         return None  # no socket here (permissions, path): queries fall back as usual
+
+
+def serve_while_indexing(index_dir: Path) -> ThreadServer | None:
+    """The `serve` hook of `build_index`: answer queries from the indexing process
+    while it embeds, unless CODESEARCH_NO_DAEMON is set or a server already answers."""
+    if os.environ.get("CODESEARCH_NO_DAEMON", "") not in ("", "0"):
+        return None
+    return serve_in_thread(index_dir)
 
 
 def spawn(index_dir: Path, idle_seconds: float = DEFAULT_IDLE_SECONDS) -> None:
@@ -292,9 +279,8 @@ def _answer(state: _State, payload: dict[str, Any], to_json: Any) -> dict[str, A
     if op == "search":
         state.queries += 1
         with state.lock:
-            searcher = state.current_searcher()
             options = options_from_dict(payload.get("options", {}))
-            result = searcher.search(payload["query"], options)
-            data = to_json(result, str(state.index_dir), searcher.manifest.model)
+            result = state.index.run(payload["query"], options)
+            data = to_json(result, str(state.index_dir), state.index.searcher().manifest.model)
         return {"ok": True, "result": data}
     return {"ok": False, "error": f"unknown request '{op}'"}

@@ -29,10 +29,10 @@ from pathlib import Path, PurePosixPath
 
 import pathspec
 
+from codesearch.core.types import INDEX_DIRNAME
 from codesearch.source import languages
 from codesearch.source.languages import detect_language
 
-INDEX_DIR_NAME = ".codesearch"
 IGNORE_FILE_NAME = ".codesearchignore"
 HEAD_BYTES = 8192  # binary sniff window, the same one git uses
 # Languages whose chunks are content_type "docs" (skipped when include_docs is off).
@@ -41,12 +41,12 @@ DOC_LANGUAGES = frozenset(getattr(languages, "DOC_LANGUAGES", ("markdown", "rst"
 # Skipped wherever they appear: VCS metadata, our own index, dependency trees,
 # interpreter and tool caches. None of these names is plausible for source folders.
 SKIP_DIR_NAMES = frozenset({
-    ".git", ".hg", ".svn", ".bzr", INDEX_DIR_NAME,
+    ".git", ".hg", ".svn", ".bzr", INDEX_DIRNAME,
     "node_modules", "bower_components", "__pycache__", ".venv", "venv",
     ".tox", ".nox", ".eggs", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".hypothesis",
     ".next", ".nuxt", ".svelte-kit", ".parcel-cache", ".turbo", ".gradle",
 })
-UNCOUNTED_DIR_NAMES = frozenset({".git", ".hg", ".svn", ".bzr", INDEX_DIR_NAME})
+UNCOUNTED_DIR_NAMES = frozenset({".git", ".hg", ".svn", ".bzr", INDEX_DIRNAME})
 # A folder holding one of these files is a virtualenv or a tagged cache (the Cache
 # Directory Tagging spec, written by cargo, pytest, mypy, ruff ...).
 SKIP_DIR_MARKERS = ("pyvenv.cfg", "CACHEDIR.TAG")
@@ -625,7 +625,7 @@ def find_root(start: Path) -> Path | None:
     if start.is_file():
         start = start.parent
     for directory in (start, *start.parents):
-        if (directory / INDEX_DIR_NAME).is_dir():
+        if (directory / INDEX_DIRNAME).is_dir():
             return directory
     return None
 

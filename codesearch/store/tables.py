@@ -16,20 +16,26 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import json
-import os
 import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from codesearch.core.errors import IndexError_  # noqa: F401 (re-exported)
+from codesearch.core.types import INDEX_DIRNAME  # noqa: F401 (re-exported)
+from codesearch.store.manifest import (  # noqa: F401 (re-exported)
+    SCHEMA_VERSION,
+    Manifest,
+    manifest_path,
+    read_manifest,
+    write_manifest,
+)
 
 if TYPE_CHECKING:  # numpy stays out of `status` and the warm-query client
     import numpy as np
 
 
-SCHEMA_VERSION = 1
-INDEX_DIRNAME = ".codesearch"
 LEXICAL_COLUMNS = ("lex_symbol", "lex_path", "lex_body")
 
 
@@ -70,56 +76,6 @@ def _deferred_package(spec: Any) -> Any:
     module.__getattr__ = __getattr__  # type: ignore[attr-defined]
     return module
 
-
-class IndexError_(RuntimeError):
-    """An index problem with a one-line message for the user."""
-
-
-@dataclass
-class Manifest:
-    schema_version: int = SCHEMA_VERSION
-    codesearch_version: str = ""
-    model: str = ""
-    fingerprint: str = ""
-    dim: int = 0
-    precision: str = "float32"
-    created_at: float = 0.0
-    indexed_at: float = 0.0
-    files: int = 0
-    chunks: int = 0
-    vectors_pending: int = 0
-    complete: bool = False
-    # ModelProfile.to_manifest(): hub id, revision, prompts, pooling... (the one copy)
-    profile: dict[str, Any] = field(default_factory=dict)
-    calibration: dict[str, Any] | None = None  # int8 ranges, computed once, reused forever
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Manifest:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
-
-
-def manifest_path(index_dir: Path) -> Path:
-    return index_dir / "manifest.json"
-
-
-def read_manifest(index_dir: Path) -> Manifest | None:
-    path = manifest_path(index_dir)
-    try:
-        return Manifest.from_dict(json.loads(path.read_text()))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as err:
-        raise IndexError_(f"cannot read {path}: {err}") from None
-
-
-def write_manifest(index_dir: Path, manifest: Manifest) -> None:
-    """Atomic: a reader sees the old or the new manifest, never half of one."""
-    path = manifest_path(index_dir)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(asdict(manifest), indent=2, sort_keys=True))
-    os.replace(tmp, path)
 
 
 @dataclass(frozen=True)

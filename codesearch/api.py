@@ -1,0 +1,295 @@
+"""The public Python API: `from codesearch import Index`.
+
+One `Index` per indexed folder: build or update it, search it, ask its status. The
+CLI, the warm query server and the benchmark go through this class; so will the MCP
+server and the distributed indexer. It keeps one searcher open and reopens it when
+the index changes on disk, so a long-lived `Index` never answers from stale tables.
+
+Imports stay lazy: constructing an `Index` or asking its status loads neither numpy,
+LanceDB nor a model.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from codesearch.core.errors import IndexError_
+from codesearch.core.types import INDEX_DIRNAME, Hit, SearchOptions, SearchResult
+
+if TYPE_CHECKING:
+    from codesearch.index.build import IndexOptions, IndexReport, Progress, ServeFactory
+    from codesearch.search.searcher import Searcher
+    from codesearch.store.manifest import Manifest
+
+__all__ = ["Hit", "Index", "IndexOptions", "IndexReport", "IndexStatus", "ProgressCallback",
+           "SearchOptions", "SearchResult"]
+
+# (stage, done so far, total or None): stages are "discover", "chunk" and "embed".
+ProgressCallback = Callable[[str, int, "int | None"], None]
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    """Where an index is, what built it, how big and how fresh it is."""
+
+    index: str
+    root: str
+    model: str
+    dim: int
+    precision: str
+    runtime: str
+    files: int
+    chunks: int
+    vectors_pending: int
+    complete: bool
+    size_bytes: int
+    indexed_at: float
+    changed_since: int | None  # files changed on disk since; None: not counted
+    codesearch_version: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _CallbackProgress:
+    """A plain callback seen through the `Progress` protocol the indexer reports to."""
+
+    def __init__(self, callback: ProgressCallback):
+        self.callback = callback
+        self.done: dict[str, int] = {}
+        self.totals: dict[str, int | None] = {}
+
+    def start(self, stage: str, total: int | None) -> None:
+        self.done[stage], self.totals[stage] = 0, total
+        self.callback(stage, 0, total)
+
+    def advance(self, stage: str, amount: int = 1) -> None:
+        self.done[stage] = self.done.get(stage, 0) + amount
+        self.callback(stage, self.done[stage], self.totals.get(stage))
+
+    def finish(self, stage: str) -> None:
+        done = self.done.get(stage, 0)
+        self.callback(stage, done, self.totals.get(stage) or done)
+
+    def message(self, text: str) -> None:
+        pass
+
+
+def __getattr__(name: str) -> Any:
+    # The indexer's types load on first use: `status` and search need none of it.
+    if name in ("IndexOptions", "IndexReport"):
+        from codesearch.index import build
+
+        return getattr(build, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _as_progress(progress: Progress | ProgressCallback | None) -> Progress:
+    from codesearch.index.build import NullProgress
+
+    if progress is None:
+        return NullProgress()
+    if hasattr(progress, "advance"):
+        return progress  # type: ignore[return-value]
+    return _CallbackProgress(progress)  # type: ignore[arg-type]
+
+
+class Index:
+    """The index of one folder (kept in `<root>/.codesearch/`).
+
+    `Index(root)` touches nothing on disk; `update()` builds or refreshes the index,
+    `search()` answers queries (one searcher is kept open between them), `status()`
+    reports. Safe to share between threads: searches take turns.
+    """
+
+    def __init__(self, root: str | Path = ".", *, embedder: Any | None = None):
+        self.root = Path(root).resolve()
+        self.index_dir = self.root / INDEX_DIRNAME
+        self._embedder = embedder  # lent by the caller: no second copy of the model
+        self._searcher: Searcher | None = None
+        self._manifest_mtime = -1
+        self._lock = threading.RLock()
+
+    @classmethod
+    def at(cls, index_dir: str | Path, *, embedder: Any | None = None) -> Index:
+        """The index stored in `index_dir` (a `.codesearch` folder)."""
+        index_dir = Path(index_dir).resolve()
+        if index_dir.name != INDEX_DIRNAME:
+            raise IndexError_(f"{index_dir} is not an index folder (named {INDEX_DIRNAME})")
+        return cls(index_dir.parent, embedder=embedder)
+
+    def __repr__(self) -> str:
+        return f"Index({str(self.root)!r})"
+
+    @property
+    def exists(self) -> bool:
+        return (self.index_dir / "manifest.json").exists()
+
+    @property
+    def manifest(self) -> Manifest | None:
+        from codesearch.store.manifest import read_manifest
+
+        return read_manifest(self.index_dir)
+
+    # --- building ---------------------------------------------------------------
+
+    def update(
+        self,
+        paths: Sequence[str] | None = None,
+        *,
+        model: str | None = None,
+        rebuild: bool = False,
+        embed: bool = True,
+        progress: Progress | ProgressCallback | None = None,
+        options: IndexOptions | None = None,
+        serve: ServeFactory | None = None,
+    ) -> IndexReport:
+        """Build the index, or bring it up to date with the folder (only what changed).
+
+        `paths` limits the walk to these files (relative to the root, as a git hook
+        passes them). `embed=False` writes the full-text tier only; vectors follow on
+        a later update. `options` sets everything else (`IndexOptions`); `progress`
+        is a `Progress` object or a callback `(stage, done, total)`.
+        """
+        from dataclasses import replace
+
+        from codesearch.index.build import IndexOptions, build_index
+
+        options = replace(options or IndexOptions())
+        if model is not None:
+            options.model = model
+        if paths is not None:
+            options.paths = list(paths)
+        options.rebuild = options.rebuild or rebuild
+        options.embed = options.embed and embed
+        return build_index(self.root, options, _as_progress(progress), self._embedder, serve)
+
+    # --- searching --------------------------------------------------------------
+
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        mode: str = "hybrid",
+        lang: str | Sequence[str] | None = None,
+        path: str | None = None,
+        content: str = "code",
+        rerank: str | None = None,
+    ) -> list[Hit]:
+        """The `k` best definitions for `query`, best first.
+
+        `mode`: hybrid, text or vector; `lang`: only these languages; `path`: only
+        paths matching this glob; `content`: code, docs or all; `rerank`: a reranker
+        spec such as `qwen3-reranker-0.6b`.
+        """
+        languages = (lang,) if isinstance(lang, str) else tuple(lang or ())
+        options = SearchOptions(k=k, mode=mode, languages=languages, path_glob=path,
+                                content=content, rerank=rerank)
+        return self.run(query, options).hits
+
+    def run(self, query: str, options: SearchOptions | None = None) -> SearchResult:
+        """`search` with every option (`SearchOptions`), and the whole result: hits,
+        chunk count, vectors still pending and timings."""
+        with self._lock:
+            return self.searcher().search(query, options or SearchOptions())
+
+    def searcher(self) -> Searcher:
+        """The open searcher, reopened whenever the index was rewritten since."""
+        from codesearch.search.searcher import Searcher
+
+        with self._lock:
+            try:
+                mtime = (self.index_dir / "manifest.json").stat().st_mtime_ns
+            except FileNotFoundError:
+                raise IndexError_(
+                    f"no index at {self.index_dir}: run `codesearch index` first") from None
+            if self._searcher is None or mtime != self._manifest_mtime:
+                old = self._searcher
+                embedder = self._embedder
+                if old is not None and embedder is None and self._same_model(old):
+                    embedder = old.loaded_embedder
+                searcher = Searcher(self.index_dir, embedder=embedder)
+                if old is not None:
+                    searcher.adopt_catalog(old)  # the indexer rewrites the manifest every 20 s
+                self._searcher, self._manifest_mtime = searcher, mtime
+            return self._searcher
+
+    def _same_model(self, old: Searcher) -> bool:
+        # The model survives reloads: it does not change without --rebuild, and a
+        # rebuild with another model changes the manifest's fingerprint.
+        manifest = self.manifest
+        return manifest is not None and manifest.fingerprint == old.manifest.fingerprint
+
+    @property
+    def is_warm(self) -> bool:
+        """Whether a searcher is open with its chunk catalog loaded."""
+        return self._searcher is not None and self._searcher.catalog_loaded
+
+    def lend_embedder(self, embedder: Any) -> None:
+        """Use this loaded model for queries (a process that already holds it)."""
+        with self._lock:
+            self._embedder = embedder
+            if self._searcher is not None:
+                self._searcher.lend_embedder(embedder)
+
+    def warm(self) -> None:
+        """Open the tables and load the catalog, the full-text index and the vectors now,
+        so the first query pays only its own search."""
+        with self._lock:
+            searcher = self.searcher()
+            searcher.search("warm up", SearchOptions(mode="text", k=1))
+            searcher.vectors()
+
+    # --- reporting --------------------------------------------------------------
+
+    def status(self, count_changes: bool = True) -> IndexStatus:
+        """What `codesearch status` shows. `count_changes` walks the folder (at most
+        about 2 s) to count files changed since the last index run."""
+        from codesearch.store.tables import index_size_bytes
+
+        manifest = self.manifest
+        if manifest is None:
+            raise IndexError_(f"no index at {self.index_dir}: run `codesearch index` first")
+        changed = self.changed_since(manifest.indexed_at) if count_changes else None
+        return IndexStatus(
+            index=str(self.index_dir), root=str(self.root), model=manifest.model,
+            dim=manifest.dim, precision=manifest.precision,
+            runtime=str(manifest.extra.get("backend", "auto")), files=manifest.files,
+            chunks=manifest.chunks, vectors_pending=manifest.vectors_pending,
+            complete=manifest.complete, size_bytes=index_size_bytes(self.index_dir),
+            indexed_at=manifest.indexed_at, changed_since=changed,
+            codesearch_version=manifest.codesearch_version,
+        )
+
+    def changed_since(self, indexed_at: float, limit_seconds: float = 2.0) -> int | None:
+        """Files added, modified or removed since the last complete index run.
+
+        Compared with the (size, mtime) snapshot the last run left; without one,
+        files modified after that run. None if the walk takes too long.
+        """
+        from codesearch.source.discover import discover
+
+        try:
+            snapshot = json.loads((self.index_dir / "files.json").read_text())
+        except (OSError, ValueError):
+            snapshot = None
+        started = time.perf_counter()
+        changed, seen = 0, 0
+        for source in discover(self.root):
+            if snapshot is None:
+                changed += source.mtime_ns / 1e9 > indexed_at
+            else:
+                seen += source.path in snapshot
+                changed += snapshot.get(source.path) != [source.size, source.mtime_ns]
+            if time.perf_counter() - started > limit_seconds:
+                return None
+        if snapshot is not None:
+            changed += len(snapshot) - seen  # removed since
+        return changed
+

@@ -1,0 +1,3 @@
+"""The version of codesearch, recorded in every index it writes."""
+
+VERSION = "0.1.0"

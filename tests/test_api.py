@@ -1,0 +1,82 @@
+"""The public API: the lines docs/python-api.md shows, run as they are."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+import codesearch
+from codesearch.api import Index, IndexStatus
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "python-api.md"
+
+
+def _doc_example() -> str:
+    match = re.search(r"```python\n(.*?)```", DOC.read_text(), flags=re.S)
+    assert match, "docs/python-api.md has no python example"
+    return match.group(1)
+
+
+def test_the_documented_example_runs_as_written(minirepo: Path) -> None:
+    code = _doc_example()
+    assert len(code.strip().splitlines()) <= 10
+    assert '"path/to/repo"' in code
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code.replace('"path/to/repo"', repr(str(minirepo))), str(DOC), "exec"), {})
+    lines = out.getvalue().splitlines()
+    files, chunks = (int(n) for n in re.findall(r"(\d+) (?:files|chunks)", lines[0]))
+    assert files > 0 and chunks > 0
+    assert lines[1].startswith("cmd/server/main.go:") and "ReverseString" in lines[1]
+    model, n_files, n_chunks, pending = lines[-1].split()
+    assert (int(n_files), int(n_chunks), int(pending)) == (files, chunks, 0)
+    assert model == "minilm"
+
+
+
+def test_top_level_names_are_the_api() -> None:
+    assert codesearch.Index is Index
+    assert codesearch.IndexStatus is IndexStatus
+    with pytest.raises(AttributeError):
+        _ = codesearch.NoSuchThing
+
+
+def test_update_search_status_and_a_progress_callback(minirepo: Path, default_embedder) -> None:
+    index = Index(minirepo, embedder=default_embedder)
+    assert not index.exists
+    seen: list[tuple[str, int, int | None]] = []
+    report = index.update(progress=lambda stage, done, total: seen.append((stage, done, total)))
+    assert index.exists and report.files > 0
+    stages = {stage for stage, _, _ in seen}
+    assert {"chunk", "embed"} <= stages
+    embed_done = [done for stage, done, _ in seen if stage == "embed"]
+    assert embed_done[-1] == report.embedded
+    hits = index.search("ReverseString", k=2, mode="text", lang="go")
+    assert hits[0].symbol == "ReverseString" and all(h.language == "go" for h in hits)
+    assert index.search("ReverseString", path="nowhere/*") == []
+    info = index.status()
+    assert (info.files, info.chunks, info.vectors_pending) == (report.files, report.chunks_total, 0)
+    assert info.to_json()["root"] == str(minirepo.resolve())
+
+
+def test_a_long_lived_index_sees_a_rewrite_on_disk(minirepo: Path, default_embedder) -> None:
+    index = Index(minirepo, embedder=default_embedder)
+    index.update()
+    assert not index.search("frobnicate_the_widgets", mode="text")
+    (minirepo / "widgets.py").write_text("def frobnicate_the_widgets():\n    return 42\n")
+    Index(minirepo, embedder=default_embedder).update()  # another writer
+    hits = index.search("frobnicate_the_widgets", mode="text", k=1)
+    assert hits and hits[0].path == "widgets.py"
+
+
+def test_no_index_is_one_clear_error(tmp_path: Path) -> None:
+    from codesearch.core.errors import CodesearchError
+
+    with pytest.raises(CodesearchError, match="run `codesearch index` first"):
+        Index(tmp_path).search("anything")
+    with pytest.raises(CodesearchError, match="run `codesearch index` first"):
+        Index(tmp_path).status()
