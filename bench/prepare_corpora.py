@@ -7,7 +7,10 @@ fetched at benchmark time (never committed):
   because sdists carry the tests, which are realistic distractors;
 - JavaScript / TypeScript: the npm tarball (`npm pack name@version`);
 - Go / Rust: Debian's `golang-*-dev` / `librust-*-dev` packages
-  (`apt-get download` + `dpkg-deb -x`), which hold the upstream sources.
+  (`apt-get download` + `dpkg-deb -x`), which hold the upstream sources;
+- every other language: Debian source packages (`apt-get source --download-only`,
+  the upstream `.orig.tar.*`); needs `deb-src` on the `Types:` line of the apt
+  sources, which this script adds itself when it is missing (as root).
 
 Each corpus is unpacked into bench/.corpora/<name>/. A marker file
 bench/.corpora/.<name>.json records what was prepared, so a second run skips
@@ -35,7 +38,8 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 DEFAULT_CONFIG = BENCH / "corpora.json"
 DEFAULT_DEST = BENCH / ".corpora"
-SOURCES = ("pypi", "npm", "debian")
+SOURCES = ("pypi", "pypi-wheel", "npm", "debian", "debian-src")
+APT_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
 
 
 class PrepareError(Exception):
@@ -46,7 +50,7 @@ class PrepareError(Exception):
 class CorpusSpec:
     name: str
     language: str
-    source: str  # pypi | npm | debian
+    source: str  # pypi | npm | debian | debian-src
     package: str
     version: str
     root: str  # folder inside the unpacked package that becomes the corpus root
@@ -108,6 +112,16 @@ def fetch_pypi(spec: CorpusSpec, work: Path) -> Path:
     return _single_file(work / "dl", spec)
 
 
+def fetch_pypi_wheel(spec: CorpusSpec, work: Path) -> Path:
+    """A pure-Python wheel, for the rare package whose sources in another language ship only there."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+           "--disable-pip-version-check", "-q", "-d", str(work / "dl"), f"{spec.package}=={spec.version}"]
+    proc = _run(cmd, work)
+    if proc.returncode != 0:
+        raise _fail(spec, cmd, proc)
+    return _single_file(work / "dl", spec)
+
+
 def fetch_npm(spec: CorpusSpec, work: Path) -> Path:
     (work / "dl").mkdir()
     cmd = ["npm", "pack", "--silent", f"{spec.package}@{spec.version}"]
@@ -133,6 +147,46 @@ def fetch_debian(spec: CorpusSpec, work: Path) -> Path:
     if proc.returncode != 0:
         raise _fail(spec, cmd, proc)
     return _single_file(work / "dl", spec)
+
+
+def _enable_deb_src() -> None:
+    """Add deb-src to the Debian apt sources (deb822 `Types:` lines) and refresh the lists."""
+    try:
+        text = APT_SOURCES.read_text(encoding="utf-8")
+    except OSError:
+        return
+    lines = [("Types: deb deb-src" if line.strip() == "Types: deb" else line) for line in text.splitlines()]
+    new = "\n".join(lines) + "\n"
+    if new != text:
+        try:
+            APT_SOURCES.write_text(new, encoding="utf-8")
+        except OSError:
+            return  # not root: apt-get source says what is missing
+    _run(["apt-get", "update", "-qq"], Path("/"))
+
+
+def _tarballs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if ".tar." in p.name and not p.name.endswith(".part"))
+
+
+def fetch_debian_source(spec: CorpusSpec, work: Path) -> Path:
+    """The upstream tarball of a Debian source package (the .orig one, or a native package's)."""
+    (work / "dl").mkdir()
+    cmd = ["apt-get", "source", "--download-only", "-qq", f"{spec.package}={spec.version}"]
+    proc = _run(cmd, work / "dl")
+    if proc.returncode != 0 and not _tarballs(work / "dl"):
+        _enable_deb_src()
+        proc = _run(cmd, work / "dl")
+    # Only the upstream tarball is needed: a mirror missing the Debian patch tarball is fine.
+    tarballs = _tarballs(work / "dl")
+    if not tarballs:
+        raise _fail(spec, cmd, proc)
+    upstream = [p for p in tarballs if ".orig.tar." in p.name and "orig-" not in p.name]
+    native = [p for p in tarballs if ".debian.tar." not in p.name]
+    chosen = upstream or native
+    if len(chosen) != 1:
+        raise PrepareError(f"{spec.name}: expected one upstream tarball, found {[p.name for p in tarballs]}")
+    return chosen[0]
 
 
 def unpack(archive: Path, into: Path, spec: CorpusSpec) -> None:
@@ -172,7 +226,8 @@ def prepare(spec: CorpusSpec, dest: Path) -> tuple[bool, Path]:
     target = dest / spec.name
     if is_prepared(dest, spec):
         return False, target
-    fetchers = {"pypi": fetch_pypi, "npm": fetch_npm, "debian": fetch_debian}
+    fetchers = {"pypi": fetch_pypi, "pypi-wheel": fetch_pypi_wheel, "npm": fetch_npm, "debian": fetch_debian,
+                "debian-src": fetch_debian_source}
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"corpus-{spec.name}-") as tmp:
         work = Path(tmp)

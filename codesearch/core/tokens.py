@@ -195,7 +195,7 @@ def query_words(query: str) -> list[str]:
     return list(dict.fromkeys(words))
 
 
-_SYMBOLISH = re.compile(r"^[A-Za-z_$][\w$]*(?:(?:\.|::|#|->)[A-Za-z_$][\w$]*)*\(?\)?$")
+_SYMBOLISH = re.compile(r"^[A-Za-z_$][\w$]*(?:(?:\.|::|:|#|->)[A-Za-z_$][\w$]*)*\(?\)?$")  # `:` Lua
 
 
 def looks_like_symbol(query: str) -> bool:

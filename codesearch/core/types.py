@@ -27,6 +27,19 @@ class RankingConfig:
     # aliases and interfaces unless the query names one: they list many words but
     # rarely are "the code that does Y".
     kind_prior: bool = True
+    # A query that names a member of a chunk (a method of a class stored whole) ranks and
+    # reports that member; definitions named by the query are looked up beyond the
+    # candidate lists.
+    member_hits: bool = True
+    # A symbol query lists exact definitions first, then qualified-suffix, then name matches.
+    symbol_tiers: bool = True
+    definition_lookup: bool = True
+    # The n-th chunk of one file in the ranking is scaled by saturation_decay ** n, so
+    # one file does not crowd the top unless it is clearly the answer.
+    saturation: bool = False
+    saturation_decay: float = 0.5
+    definition_weight: float = 0.0  # natural-language query naming a definition (CamelCase words)
+    path_weight: float = 0.25  # share of query words found in the path
     fusion: str = "linear"  # linear: weighted normalised scores; rrf: reciprocal ranks
     rrf_k: int = 60
     vector_weight: float = 0.6  # share of the vector score in linear fusion

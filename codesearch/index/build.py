@@ -167,8 +167,9 @@ CHUNK_TOKENS_PER_MODEL_TOKEN = 1.25
 # version is re-chunked on its next run (vectors of unchanged chunks are reused).
 # 3: one token rate per tokenizer (REFERENCE_CODE), not per file; 4: lex_body keeps
 # only the words a query can ask for (tokens.searchable); 5: full-text columns hold
-# analyzed terms (tokens.index_terms; search.ANALYZED_SINCE).
-CHUNKER_VERSION = 5
+# analyzed terms (tokens.index_terms; search.ANALYZED_SINCE); 6: chunks list the
+# definitions inside them (`members`).
+CHUNKER_VERSION = 6
 
 
 def budget_spec(profile: ModelProfile) -> BudgetSpec:
@@ -450,6 +451,7 @@ def _lexical_tier(
     pool = RowPool([ChunkJob(f) for f in files], spec).start() if new else None
     try:
         store = IndexStore(index_dir, dim=manifest.dim, precision=manifest.precision)
+        store.add_missing_columns()
         known = store.file_states()
         if gone is not None:
             deleted = [p for p in gone if p in known]

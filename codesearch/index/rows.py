@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import json
 import os
 import signal
 from collections import deque
@@ -70,6 +71,7 @@ def chunk_rows(chunks: Sequence[Chunk], fhash: str) -> list[ChunkRow]:
                 lex_symbol=terms_text((symbol_words(c.symbol), c.kind)),
                 lex_path=path_terms(c.path),
                 lex_body=lexical_text(f"{c.context}\n{c.text}" if c.context else c.text),
+                members=json.dumps([list(m) for m in c.members]) if c.members else "",
             )
         )
     return rows

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from codesearch.core.tokens import looks_like_symbol, query_words, split_identifier
 from codesearch.core.types import RankingConfig
 
+Member = tuple[str, str, int, int]  # symbol, kind, start_line, end_line (source.chunk.Member)
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -25,6 +27,7 @@ class Candidate:
     kind: str
     start_line: int
     end_line: int
+    members: tuple[Member, ...] = ()  # definitions inside the chunk other than its own
 
 
 _TEST_PATH = re.compile(
@@ -73,7 +76,7 @@ def kind_factor(kind: str, symbolish: bool, config: RankingConfig) -> float:
 
 
 def _symbol_parts(symbol: str) -> list[str]:
-    return [p for p in re.split(r"\.|::|#|->|/", symbol) if p]
+    return [p for p in re.split(r"::|[.:#/]|->", symbol) if p]  # `:` Lua methods
 
 
 def symbol_factor(
@@ -104,12 +107,49 @@ def symbol_factor(
     return 1.0 + nl_weight * (coverage + (0.5 if exact_name else 0.0))
 
 
-def path_factor(words: Sequence[str], path: str) -> float:
+def best_member(query: str, cand: Candidate) -> Member | None:
+    """The member of the chunk a symbol query names better than the chunk's own symbol."""
+    if not cand.members:
+        return None
+    best, best_factor = None, symbol_factor(query, (), cand.symbol, True)
+    for member in cand.members:
+        factor = symbol_factor(query, (), member[0], True)
+        if factor > best_factor:
+            best, best_factor = member, factor
+    return best
+
+
+_IDENTIFIER = re.compile(r"\b(?:[A-Z][a-z0-9]+(?:[A-Z][A-Za-z0-9]*)+|[a-z][a-z0-9]*[A-Z]\w*|\w+_\w+)\b")
+
+
+def definition_names(query: str) -> set[str]:
+    """Names a query asks for, lower-cased: the whole query when it is a symbol, else its
+    CamelCase, camelCase and snake_case words."""
+    if looks_like_symbol(query):
+        parts = _symbol_parts(query.strip().rstrip("()"))
+        return {parts[-1].lower()} if parts else set()
+    return {m.group(0).lower() for m in _IDENTIFIER.finditer(query)}
+
+
+def last_part(symbol: str) -> str:
+    parts = _symbol_parts(symbol)
+    return parts[-1] if parts else ""
+
+
+def definition_factor(names: set[str], cand: Candidate, weight: float) -> float:
+    """A natural-language query that names this definition (or its file) lifts it."""
+    if not names or weight <= 0 or last_part(cand.symbol).lower() not in names:
+        return 1.0
+    stem = cand.path.rsplit("/", 1)[-1].split(".", 1)[0].lower()
+    return 1.0 + weight * (1.5 if stem.replace("_", "") in {n.replace("_", "") for n in names} else 1.0)
+
+
+def path_factor(words: Sequence[str], path: str, weight: float = 0.25) -> float:
     if not words:
         return 1.0
     stem_words = set(split_identifier(re.sub(r"[^A-Za-z0-9]+", "_", path)))
     hits = sum(1 for w in words if w in stem_words)
-    return 1.0 + 0.25 * hits / len(words)
+    return 1.0 + weight * hits / len(words)
 
 
 def _normalised(scored: Sequence[tuple[int, float]]) -> dict[int, float]:
@@ -161,13 +201,27 @@ def fuse_and_rank(
     symbolish = looks_like_symbol(query)
     words = query_words(query)
     base = fused_scores(lexical, vector, config, symbolish)
+    # Definitions the query names that neither list found start from half the best score.
+    floor = 0.5 * max(base.values(), default=1.0)
+    for idx in candidates:
+        base.setdefault(idx, floor)
+    names = definition_names(query) if not symbolish else set()
     scores: dict[int, float] = {}
+    tiers: dict[int, float] = {}
     for idx, score in base.items():
         cand = candidates[idx]
         if config.symbol_boost:
-            score *= symbol_factor(query, words, cand.symbol, symbolish, config.nl_symbol_weight)
+            factor = symbol_factor(query, words, cand.symbol, symbolish, config.nl_symbol_weight)
+            member = best_member(query, cand) if symbolish and config.member_hits else None
+            if member is not None:
+                factor = max(factor, symbol_factor(query, words, member[0], True))
+            score *= factor
+            if symbolish and config.symbol_tiers:
+                tiers[idx] = factor
+        if names:
+            score *= definition_factor(names, cand, config.definition_weight)
         if config.path_match:
-            score *= path_factor(words, cand.path)
+            score *= path_factor(words, cand.path, config.path_weight)
         if config.path_penalties:
             score *= path_penalty(cand.path, query, config, cand.symbol)
         if config.kind_prior:
@@ -175,7 +229,12 @@ def fuse_and_rank(
         scores[idx] = score
     if config.file_coherence:
         scores = _file_coherence(scores, candidates, config.coherence_weight)
-    ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+    def order(item: tuple[int, float]) -> tuple[float, float, int]:
+        return (-tiers.get(item[0], 1.0), -item[1], item[0])
+
+    ranked = sorted(scores.items(), key=order)
+    if config.saturation:
+        ranked = sorted(_saturate(ranked, candidates, config.saturation_decay), key=order)
     if config.dedup:
         ranked = _dedup(ranked, candidates)
     return ranked
@@ -192,6 +251,19 @@ def _file_coherence(
         siblings = sorted(by_file[candidates[idx].path], reverse=True)
         others = sum(siblings[:4]) - score if score in siblings[:4] else sum(siblings[:3])
         out[idx] = score + weight * max(0.0, others)
+    return out
+
+
+def _saturate(
+    ranked: list[tuple[int, float]], candidates: Mapping[int, Candidate], decay: float
+) -> list[tuple[int, float]]:
+    """Scale the n-th chunk of each file in the ranking by decay ** n."""
+    seen: dict[str, int] = defaultdict(int)
+    out = []
+    for idx, score in ranked:
+        path = candidates[idx].path
+        out.append((idx, score * decay ** seen[path]))
+        seen[path] += 1
     return out
 
 

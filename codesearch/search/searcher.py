@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import json
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -17,9 +18,16 @@ from typing import Any
 
 import numpy as np
 
-from codesearch.core.tokens import query_words, terms_text
+from codesearch.core.tokens import looks_like_symbol, query_words, terms_text
 from codesearch.core.types import CONTENT_TYPES, MODES, Hit, SearchOptions, SearchResult
-from codesearch.search.ranking import Candidate, fuse_and_rank
+from codesearch.search.ranking import (
+    Candidate,
+    Member,
+    best_member,
+    definition_names,
+    fuse_and_rank,
+    last_part,
+)
 from codesearch.store.manifest import index_backend, index_profile, load_index_embedder
 from codesearch.store.tables import (
     LEXICAL_COLUMNS,
@@ -40,6 +48,8 @@ LEXICAL_BOOSTS = (0.5, 0.5, 1.0)
 # Parts of one long definition are stored with blank lines between them trimmed;
 # measured on the dev corpora, 1,946 part boundaries: adjacent or 1-2 blank lines.
 MAX_PART_GAP = 2
+# A name defined in more places than this is common enough for the lists to find.
+DEFINITION_LOOKUP_LIMIT = 20
 ANALYZED_SINCE = 5  # indexer.CHUNKER_VERSION whose rows hold analyzed terms
 
 
@@ -47,11 +57,12 @@ class Catalog:
     """Chunk metadata in column arrays (no text), loaded once per Searcher."""
 
     COLUMNS = ("id", "path", "language", "symbol", "kind", "start_line", "end_line",
-               "content_type", "content_hash")
+               "content_type", "content_hash", "members")
 
     def __init__(self, table: Any):
         self.version: int = table.version  # the table version these rows are from
-        data = scan(table, self.COLUMNS)
+        have = set(table.schema.names)  # an index written before `members` lacks it
+        data = scan(table, [c for c in self.COLUMNS if c in have])
         self.ids: list[str] = data["id"].to_pylist()
         self.paths: list[str] = data["path"].to_pylist()
         self.languages: list[str] = data["language"].to_pylist()
@@ -61,6 +72,8 @@ class Catalog:
         self.ends: list[int] = data["end_line"].to_pylist()
         self.content_types: list[str] = data["content_type"].to_pylist()
         self.hashes: list[str] = data["content_hash"].to_pylist()
+        members = data["members"].to_pylist() if "members" in have else [None] * len(self.ids)
+        self._members: list[str | None] = members  # JSON, parsed when a row is a candidate
         self.row_of_id = {chunk_id: i for i, chunk_id in enumerate(self.ids)}
 
     def __len__(self) -> int:
@@ -98,8 +111,29 @@ class Catalog:
             rows.sort(key=lambda r: (self.starts[r], self.ends[r]))
         return by_path
 
+    def members(self, i: int) -> tuple[Member, ...]:
+        raw = self._members[i]
+        return tuple(tuple(m) for m in json.loads(raw)) if raw else ()  # type: ignore[misc]
+
     def candidate(self, i: int) -> Candidate:
-        return Candidate(i, self.paths[i], self.symbols[i], self.kinds[i], self.starts[i], self.ends[i])
+        return Candidate(i, self.paths[i], self.symbols[i], self.kinds[i], self.starts[i],
+                         self.ends[i], self.members(i))
+
+    def rows_named(self, name: str) -> list[int]:
+        """Rows defining `name` (lower-case), as their own symbol or as a member's."""
+        return self._rows_by_name.get(name, [])
+
+    @functools.cached_property
+    def _rows_by_name(self) -> dict[str, list[int]]:
+        by_name: dict[str, list[int]] = defaultdict(list)
+        for i, symbol in enumerate(self.symbols):
+            if symbol:
+                by_name[last_part(symbol).lower()].append(i)
+        for i, raw in enumerate(self._members):
+            if raw:
+                for member in json.loads(raw):
+                    by_name[last_part(member[0]).lower()].append(i)
+        return by_name
 
     def mask(self, options: SearchOptions) -> np.ndarray:
         keep = np.ones(len(self), dtype=bool)
@@ -295,6 +329,11 @@ class Searcher:
             timings["vector"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
         pool = {i: catalog.candidate(i) for i, _ in (*lexical, *vector)}
+        if options.ranking.definition_lookup:
+            for name in definition_names(query):
+                for i in catalog.rows_named(name)[:DEFINITION_LOOKUP_LIMIT]:
+                    if keep[i] and i not in pool:
+                        pool[i] = catalog.candidate(i)
         wanted = max(options.k, options.rerank_top) if options.rerank else options.k
         ranked = fuse_and_rank(query, lexical, vector, pool, options.ranking)[:wanted]
         lex_rank = {i: r + 1 for r, (i, _) in enumerate(lexical)}
@@ -308,6 +347,11 @@ class Searcher:
             for n, (i, score) in enumerate(ranked)
         ]
         self._attach_definitions(hits, [i for i, _ in ranked])
+        if options.ranking.member_hits and looks_like_symbol(query):
+            for hit, (i, _) in zip(hits, ranked, strict=True):
+                member = best_member(query, pool[i])
+                if member is not None:
+                    _narrow(hit, member)
         timings["rank"] = (time.perf_counter() - t) * 1000
         if options.rerank:
             t = time.perf_counter()
@@ -341,6 +385,16 @@ class Searcher:
                 text += "\n" * (catalog.starts[after] - catalog.ends[before]) + (piece or "")
             hit.start_line, hit.end_line = catalog.starts[parts[0]], catalog.ends[parts[-1]]
             hit.text = text
+
+
+def _narrow(hit: Hit, member: Member) -> None:
+    """Report the member a query named instead of the chunk holding it."""
+    symbol, kind, start, end = member
+    lines = hit.text.split("\n")
+    hit.text = "\n".join(lines[start - hit.start_line : end - hit.start_line + 1])
+    hit.symbol, hit.kind = symbol, kind
+    hit.start_line = hit.match_start_line = start
+    hit.end_line = hit.match_end_line = end
 
 
 def rerank_document(hit: Hit) -> str:

@@ -21,6 +21,9 @@
 * Tiny neighbours (one-line getters, a stray `}`) are merged up to
   `budget.min_tokens` when they share a parent; `symbols` lists every
   definition a merged chunk holds.
+* `members` gives the span of every definition inside a chunk other than the
+  chunk's own: the methods of a class stored whole, the getters merged into one
+  chunk. A query naming one of them is answered with its own lines and name.
 * Minified or generated files (mean line > 300 chars, or a line > 5,000 chars
   holding most of the file) are skipped: `chunk_file` returns [] and
   `is_minified` tells the caller why. Their chunks would be unreadable to a
@@ -45,6 +48,8 @@ from codesearch.source.languages import Def, LanguageSpec, spec_for
 # namespace | type | macro | module (top-level code) | section (docs) | window (no grammar)
 CONTAINER_KINDS_WITH_METHODS = frozenset({"class", "struct", "interface", "trait", "impl", "enum"})
 
+Member = tuple[str, str, int, int]  # symbol, kind, first line, last line (1-based)
+
 
 @dataclass(frozen=True)
 class Chunk:
@@ -68,6 +73,9 @@ class Chunk:
     # were merged, () for plain module code and windows. Members of an unsplit
     # class are not listed (they are inside the class chunk's text).
     symbols: tuple[str, ...] = ()
+    # (symbol, kind, start_line, end_line) of each definition inside this chunk other
+    # than the chunk's own: the methods of a class stored whole, merged neighbours.
+    members: tuple[Member, ...] = ()
 
 
 def approx_tokens(text: str) -> int:
@@ -201,10 +209,13 @@ def _trim(lines: Sequence[str], lo: int, hi: int) -> tuple[int, int]:
 def _make(
     path: str, language: str, symbol: str, kind: str, lo: int, hi: int, lines: Sequence[str],
     content_type: str = "code", context: str = "", symbols: tuple[str, ...] = (),
+    members: Sequence[Member] = (),
 ) -> Chunk:
+    """A chunk of lines lo..hi (0-based); `members` are 0-based too."""
+    inner = tuple((s, k, a + 1, b + 1) for s, k, a, b in members if s != symbol)
     return Chunk(
         path, language, symbol, kind, lo + 1, hi + 1, "\n".join(lines[lo : hi + 1]),
-        content_type, context, symbols,
+        content_type, context, symbols, inner,
     )
 
 
@@ -347,6 +358,7 @@ class _Piece:
     scope: str  # "/Outer{/Inner{": where the piece sits; see _compatible
     weight: int  # which piece names a merged chunk: header 2, definition 1, other code 0
     symbols: list[str]
+    members: list[Member] = field(default_factory=list)  # definitions inside, 0-based lines
 
 
 class _CodeChunker:
@@ -370,7 +382,7 @@ class _CodeChunker:
         self._emit_scope(root.named_children, units, 0, len(self.lines) - 1, "module", "", "", "", "", False)
         return [
             _make(self.path, self.spec.name, p.symbol, p.kind, p.lo, p.hi, self.lines,
-                  "code", p.context, tuple(p.symbols))
+                  "code", p.context, tuple(p.symbols), p.members)
             for p in _merge_tiny(self.pieces, self.cost, self.budget)
         ]
 
@@ -490,7 +502,9 @@ class _CodeChunker:
     def _emit_unit(self, unit: _Unit, ctx: str, scope: str) -> None:
         lo, hi = _trim(self.lines, unit.start, unit.end)
         if self.cost(lo, hi) <= self.max:
-            self.pieces.append(_Piece(lo, hi, unit.kind, unit.symbol, ctx, scope, 1, unit.symbols))
+            members = [(unit.symbol, unit.kind, lo, hi), *self._members(unit)]
+            self.pieces.append(_Piece(lo, hi, unit.kind, unit.symbol, ctx, scope, 1, unit.symbols,
+                                      members))
             return
         rule = unit.rule
         if not unit.merged and rule is not None and rule.container:
@@ -512,6 +526,21 @@ class _CodeChunker:
         for i, (a, b) in enumerate(self._pack(self._segments(nodes, lo, hi, 0))):
             self.pieces.append(_Piece(a, b, unit.kind, unit.symbol, ctx if i == 0 else _join(ctx, sig),
                                       part_scope, 1, unit.symbols if i == 0 else [unit.symbol]))
+
+    def _members(self, unit: _Unit) -> list[Member]:
+        """Every definition nested in a container stored whole (0-based lines)."""
+        rule = unit.rule
+        if unit.merged or rule is None or not rule.container:
+            return []
+        body = _resolve(unit.node, rule.body)
+        if body is None:
+            return []
+        out: list[Member] = []
+        for member in self._scan(body, unit.symbol if rule.qualifies else unit.parent, unit.kind, 0):
+            lo, hi = _trim(self.lines, member.start, member.end)
+            out.append((member.symbol, member.kind, lo, hi))
+            out.extend(self._members(member))
+        return out
 
     def _signature(self, node, body) -> str:  # noqa: ANN001
         """The declaration lines of a definition (up to where its body starts)."""
@@ -677,7 +706,8 @@ def _combine(a: _Piece, b: _Piece, cost: _LineCosts) -> _Piece:
     lead = a if (a.weight, cost(a.lo, a.hi)) >= (b.weight, cost(b.lo, b.hi)) else b
     symbols = a.symbols + [s for s in b.symbols if s not in a.symbols]
     scope = a.scope if len(a.scope) >= len(b.scope) else b.scope
-    return _Piece(a.lo, b.hi, lead.kind, lead.symbol, lead.context, scope, max(a.weight, b.weight), symbols)
+    return _Piece(a.lo, b.hi, lead.kind, lead.symbol, lead.context, scope, max(a.weight, b.weight),
+                  symbols, a.members + b.members)
 
 
 def _compatible(a: _Piece, b: _Piece) -> bool:

@@ -106,6 +106,9 @@ class ChunkRow:
     lex_symbol: str
     lex_path: str
     lex_body: str
+    # JSON [[symbol, kind, start_line, end_line], ...] of the definitions inside the
+    # chunk (source.chunk.Chunk.members); "" when there are none.
+    members: str = ""
 
 
 RowColumns = dict[str, list[Any]]  # ChunkRow fields, each a list over the same rows
@@ -174,8 +177,16 @@ class IndexStore:
             ("end_line", pa.int32()), ("text", pa.string()), ("context", pa.string()),
             ("content_type", pa.string()), ("content_hash", pa.string()),
             ("file_hash", pa.string()),
-        ] + [(name, pa.string()) for name in LEXICAL_COLUMNS]
+        ] + [(name, pa.string()) for name in LEXICAL_COLUMNS] + [("members", pa.string())]
         return pa.schema(fields)
+
+    def add_missing_columns(self) -> None:
+        """Bring a chunks table written by an older codesearch up to the current schema
+        (new columns start empty; the indexer re-chunks such an index on its next run)."""
+        have = set(self.chunks.schema.names)
+        missing = [f for f in self._chunk_schema() if f.name not in have]
+        if missing:
+            self.chunks.add_columns(missing)
 
     @staticmethod
     def _file_schema() -> Any:
