@@ -38,8 +38,16 @@ class RankingConfig:
     # one file does not crowd the top unless it is clearly the answer.
     saturation: bool = False
     saturation_decay: float = 0.5
+    saturation_free: int = 2  # chunks of one file before the decay starts
     definition_weight: float = 0.0  # natural-language query naming a definition (CamelCase words)
     path_weight: float = 0.25  # share of query words found in the path
+    # Additive lift of a natural-language query's words found in the file stem or its folder,
+    # as a share of the best score (0: off).
+    stem_boost: float = 0.0
+    # "all": every chunk gains from its file's other candidates; "best": only each file's
+    # best chunk, in proportion to the file's summed score.
+    coherence_mode: str = "all"
+    coherence_best_frac: float = 0.2
     fusion: str = "linear"  # linear: weighted normalised scores; rrf: reciprocal ranks
     rrf_k: int = 60
     vector_weight: float = 0.6  # share of the vector score in linear fusion

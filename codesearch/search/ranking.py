@@ -227,14 +227,20 @@ def fuse_and_rank(
         if config.kind_prior:
             score *= kind_factor(cand.kind, symbolish, config)
         scores[idx] = score
+    if config.stem_boost > 0 and not symbolish:
+        _stem_boost(scores, candidates, words, config.stem_boost)
     if config.file_coherence:
-        scores = _file_coherence(scores, candidates, config.coherence_weight)
+        if config.coherence_mode == "best":
+            scores = _best_chunk_coherence(scores, candidates, config.coherence_best_frac)
+        else:
+            scores = _file_coherence(scores, candidates, config.coherence_weight)
     def order(item: tuple[int, float]) -> tuple[float, float, int]:
         return (-tiers.get(item[0], 1.0), -item[1], item[0])
 
     ranked = sorted(scores.items(), key=order)
     if config.saturation:
-        ranked = sorted(_saturate(ranked, candidates, config.saturation_decay), key=order)
+        ranked = sorted(_saturate(ranked, candidates, config.saturation_decay,
+                                  config.saturation_free), key=order)
     if config.dedup:
         ranked = _dedup(ranked, candidates)
     return ranked
@@ -255,15 +261,84 @@ def _file_coherence(
 
 
 def _saturate(
-    ranked: list[tuple[int, float]], candidates: Mapping[int, Candidate], decay: float
+    ranked: list[tuple[int, float]], candidates: Mapping[int, Candidate], decay: float, free: int
 ) -> list[tuple[int, float]]:
-    """Scale the n-th chunk of each file in the ranking by decay ** n."""
+    """Past the first `free` chunks of a file in the ranking, scale each by decay ** n."""
     seen: dict[str, int] = defaultdict(int)
     out = []
     for idx, score in ranked:
         path = candidates[idx].path
-        out.append((idx, score * decay ** seen[path]))
+        out.append((idx, score * decay ** max(0, seen[path] - free + 1)))
         seen[path] += 1
+    return out
+
+
+def _path_parts(path: str) -> set[str]:
+    """Words of a file's stem and of its folder."""
+    folder, _, name = path.rpartition("/")
+    parts = set(split_identifier(name.split(".", 1)[0]))
+    if folder:
+        parts.update(split_identifier(folder.rsplit("/", 1)[-1]))
+    return parts
+
+
+def _overlap(words: set[str], parts: set[str]) -> int:
+    """Words found among the parts, a shared prefix of 3+ letters counting (route/routing)."""
+    found = 0
+    for word in words:
+        if word in parts or any(
+            len(short) >= 3 and long.startswith(short)
+            for part in parts
+            for short, long in [(word, part) if len(word) <= len(part) else (part, word)]
+        ):
+            found += 1
+    return found
+
+
+# Words of a question that never name a file.
+_QUESTION_WORDS = frozenset(
+    "a an and are as at be by do does for from has have how if in is it not of on or the to was"
+    " what when where which who why with".split()
+)
+
+
+def _stem_boost(
+    scores: dict[int, float], candidates: Mapping[int, Candidate], words: Sequence[str], weight: float
+) -> None:
+    """A file named for the query's words lifts its chunks (in place)."""
+    keywords = {w for w in words if len(w) > 2 and w not in _QUESTION_WORDS}
+    if not keywords or not scores:
+        return
+    unit = weight * max(scores.values())
+    cache: dict[str, float] = {}
+    for idx in scores:
+        path = candidates[idx].path
+        if path not in cache:
+            cache[path] = _overlap(keywords, _path_parts(path)) / len(keywords)
+        if cache[path] >= 0.1:
+            scores[idx] += unit * cache[path]
+
+
+def _best_chunk_coherence(
+    scores: dict[int, float], candidates: Mapping[int, Candidate], frac: float
+) -> dict[int, float]:
+    """Each file's best chunk gains in proportion to the file's summed candidate score."""
+    if not scores:
+        return scores
+    file_sum: dict[str, float] = defaultdict(float)
+    best: dict[str, int] = {}
+    for idx, score in scores.items():
+        path = candidates[idx].path
+        file_sum[path] += score
+        if path not in best or score > scores[best[path]]:
+            best[path] = idx
+    top_sum = max(file_sum.values())
+    if top_sum <= 0:
+        return scores
+    unit = frac * max(scores.values())
+    out = dict(scores)
+    for path, idx in best.items():
+        out[idx] += unit * file_sum[path] / top_sum
     return out
 
 
