@@ -67,3 +67,15 @@ def test_without_member_hits_the_container_answers(samples: Index) -> None:
     ranking = RankingConfig(member_hits=False)
     top = samples.run("Warehouse.restock", SearchOptions(k=1, mode="text", ranking=ranking)).hits[0]
     assert (top.symbol, top.start_line, top.end_line) == ("Warehouse", 28, 52)
+
+
+def test_a_name_with_a_kind_word_finds_that_kind(samples: Index) -> None:
+    from codesearch.search.ranking import symbol_query
+
+    assert symbol_query("Token enum") == ("Token", "enum")
+    assert symbol_query("struct Lexer") == ("Lexer", "struct")
+    assert symbol_query("parse the enum") is None
+    top = samples.search("Token enum", k=1, mode="text", lang="rust")[0]
+    assert (top.symbol, top.kind, top.start_line) == ("Token", "enum", 5)
+    top = samples.search("Token impl", k=1, mode="text", lang="rust")[0]
+    assert (top.symbol, top.kind, top.start_line) == ("Token", "impl", 39)

@@ -107,6 +107,30 @@ def symbol_factor(
     return 1.0 + nl_weight * (coverage + (0.5 if exact_name else 0.0))
 
 
+# Kind words a developer adds to a name: `Value enum`, `struct Lexer`, `trait Visitor`.
+KIND_WORDS = {
+    "class": "class", "struct": "struct", "enum": "enum", "trait": "trait", "interface": "interface",
+    "protocol": "interface", "type": "type", "function": "function", "func": "function", "fn": "function",
+    "method": "method", "module": "namespace", "namespace": "namespace", "impl": "impl",
+    "macro": "macro", "typedef": "type",
+}
+
+
+def symbol_query(query: str) -> tuple[str, str] | None:
+    """(name, kind or "") when the query asks for a definition by name: `Session.send`,
+    `read_csv`, or a name with a kind word (`Value enum`); None for a sentence."""
+    q = query.strip()
+    if looks_like_symbol(q):
+        return q, ""
+    words = q.split()
+    if len(words) == 2:
+        for kind_word, name in (words, words[::-1]):
+            kind = KIND_WORDS.get(kind_word.lower())
+            if kind and looks_like_symbol(name):
+                return name, kind
+    return None
+
+
 def best_member(query: str, cand: Candidate) -> Member | None:
     """The member of the chunk a symbol query names better than the chunk's own symbol."""
     if not cand.members:
@@ -125,8 +149,9 @@ _IDENTIFIER = re.compile(r"\b(?:[A-Z][a-z0-9]+(?:[A-Z][A-Za-z0-9]*)+|[a-z][a-z0-
 def definition_names(query: str) -> set[str]:
     """Names a query asks for, lower-cased: the whole query when it is a symbol, else its
     CamelCase, camelCase and snake_case words."""
-    if looks_like_symbol(query):
-        parts = _symbol_parts(query.strip().rstrip("()"))
+    asked = symbol_query(query)
+    if asked is not None:
+        parts = _symbol_parts(asked[0].rstrip("()"))
         return {parts[-1].lower()} if parts else set()
     return {m.group(0).lower() for m in _IDENTIFIER.finditer(query)}
 
@@ -198,7 +223,10 @@ def fuse_and_rank(
     config: RankingConfig,
 ) -> list[tuple[int, float]]:
     """Ranked (chunk index, score) from the two scored candidate lists, best first."""
-    symbolish = looks_like_symbol(query)
+    asked = symbol_query(query)
+    symbolish, kind_hint = asked is not None, ""
+    if asked is not None:
+        query, kind_hint = asked
     words = query_words(query)
     base = fused_scores(lexical, vector, config, symbolish)
     # Definitions the query names that neither list found start from half the best score.
@@ -215,6 +243,8 @@ def fuse_and_rank(
             member = best_member(query, cand) if symbolish and config.member_hits else None
             if member is not None:
                 factor = max(factor, symbol_factor(query, words, member[0], True))
+            if symbolish and kind_hint and factor > 1.0 and cand.kind == kind_hint:
+                factor += 0.2  # `Value enum`: the enum before a struct of that name
             score *= factor
             if symbolish and config.symbol_tiers:
                 tiers[idx] = factor

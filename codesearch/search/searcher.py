@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from codesearch.core.tokens import looks_like_symbol, query_words, terms_text
+from codesearch.core.tokens import query_words, terms_text
 from codesearch.core.types import CONTENT_TYPES, MODES, Hit, SearchOptions, SearchResult
 from codesearch.search.ranking import (
     Candidate,
@@ -27,6 +27,7 @@ from codesearch.search.ranking import (
     definition_names,
     fuse_and_rank,
     last_part,
+    symbol_query,
 )
 from codesearch.store.manifest import index_backend, index_profile, load_index_embedder
 from codesearch.store.tables import (
@@ -347,9 +348,10 @@ class Searcher:
             for n, (i, score) in enumerate(ranked)
         ]
         self._attach_definitions(hits, [i for i, _ in ranked])
-        if options.ranking.member_hits and looks_like_symbol(query):
+        asked = symbol_query(query)
+        if options.ranking.member_hits and asked is not None:
             for hit, (i, _) in zip(hits, ranked, strict=True):
-                member = best_member(query, pool[i])
+                member = best_member(asked[0], pool[i])
                 if member is not None:
                     _narrow(hit, member)
         timings["rank"] = (time.perf_counter() - t) * 1000
