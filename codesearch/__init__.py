@@ -15,7 +15,7 @@ from codesearch.core.version import VERSION
 
 __version__ = VERSION
 __all__ = ["Hit", "Index", "IndexOptions", "IndexReport", "IndexStatus", "SearchOptions",
-           "SearchResult", "__version__", "main"]
+           "SearchResult", "SharedIndex", "__version__", "main"]
 
 
 def __getattr__(name: str) -> Any:

@@ -12,6 +12,7 @@ LanceDB nor a model.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -26,9 +27,10 @@ if TYPE_CHECKING:
     from codesearch.index.build import IndexOptions, IndexReport, Progress, ServeFactory
     from codesearch.search.searcher import Searcher
     from codesearch.store.manifest import Manifest
+    from codesearch.store.shared import RepoInfo
 
 __all__ = ["Hit", "Index", "IndexOptions", "IndexReport", "IndexStatus", "ProgressCallback",
-           "SearchOptions", "SearchResult"]
+           "SearchOptions", "SearchResult", "SharedIndex"]
 
 # (stage, done so far, total or None): stages are "discover", "chunk" and "embed".
 ProgressCallback = Callable[[str, int, "int | None"], None]
@@ -293,3 +295,135 @@ class Index:
             changed += len(snapshot) - seen  # removed since
         return changed
 
+
+
+class SharedIndex:
+    """One index of many repositories, in a folder or on object storage (`s3://bucket/prefix`,
+    `gs://`, `az://`); see docs/scale.md.
+
+    Each repository is indexed locally (`Index.update`) and then published here, replacing
+    that repository's rows in one commit; searches cover every repository or a few.
+    """
+
+    def __init__(self, uri: str, *, embedder: Any | None = None):
+        self.uri = uri.rstrip("/")
+        self._embedder = embedder
+        self._searcher: Searcher | None = None
+        self._version = -1
+        self._lock = threading.RLock()
+
+    def __repr__(self) -> str:
+        return f"SharedIndex({self.uri!r})"
+
+    def publish(self, index: Index, repo: str, commit: str | None = None) -> RepoInfo:
+        """Make `index`'s current content repository `repo` of this store (one commit)."""
+        from codesearch.store.shared import RepoInfo, SharedStore, local_rows
+
+        _check_repo_name(repo)
+        manifest = index.manifest
+        if manifest is None or not manifest.complete or manifest.vectors_pending:
+            raise IndexError_(f"the index of {index.root} is not complete: run `codesearch index` "
+                              "there before publishing it")
+        store = SharedStore(self.uri, create=True)
+        try:
+            store.adopt_manifest(manifest)
+            chunks, vectors = local_rows(index.index_dir, repo)
+            info = RepoInfo(repo, commit if commit is not None else git_commit(index.root),
+                            manifest.files, chunks.num_rows, time.time(), str(index.root))
+            store.publish(repo, chunks, vectors, info)
+        except IndexError_:
+            raise
+        except Exception as err:  # noqa: BLE001 (object stores fail in many ways)
+            raise IndexError_(f"publishing {repo} to {self.uri} failed: {store.describe(err)}") from None
+        return info
+
+    def remove(self, repo: str) -> int:
+        """Drop one repository from the store; returns how many chunks it had."""
+        from codesearch.store.shared import SharedStore
+
+        return SharedStore(self.uri).remove(repo)
+
+    def repos(self) -> list[RepoInfo]:
+        from codesearch.store.shared import SharedStore
+
+        return SharedStore(self.uri).repos()
+
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        mode: str = "hybrid",
+        repos: Sequence[str] = (),
+        lang: str | Sequence[str] | None = None,
+        path: str | None = None,
+        content: str = "code",
+    ) -> list[Hit]:
+        """The `k` best definitions across the store's repositories (or only `repos`);
+        each hit's `repo` says where it is."""
+        languages = (lang,) if isinstance(lang, str) else tuple(lang or ())
+        options = SearchOptions(k=k, mode=mode, languages=languages, path_glob=path,
+                                content=content, repos=tuple(repos))
+        return self.run(query, options).hits
+
+    def run(self, query: str, options: SearchOptions | None = None) -> SearchResult:
+        options = options or SearchOptions()
+        known = {r.name for r in self.repos()} if options.repos else set()
+        unknown = [r for r in options.repos if r not in known]
+        if unknown:
+            raise IndexError_(f"no repository {unknown[0]!r} in the store at {self.uri} "
+                              f"(it holds: {', '.join(sorted(known)) or 'none'})")
+        with self._lock:
+            return self.searcher().search(query, options)
+
+    def searcher(self) -> Searcher:
+        """The open searcher, reopened when a repository was published since."""
+        from codesearch.search.searcher import Searcher
+        from codesearch.store.shared import SharedStore
+
+        with self._lock:
+            store = SharedStore(self.uri)
+            version = store.tables.chunks.version
+            if self._searcher is None or version != self._version:
+                manifest = store.manifest()
+                if manifest is None:
+                    raise IndexError_(f"no repository has been published to {self.uri} yet")
+                old = self._searcher
+                embedder = self._embedder or (old.loaded_embedder if old is not None else None)
+                self._searcher = Searcher(Path(self.uri), embedder=embedder, store=store.tables,
+                                          manifest=manifest)
+                self._version = version
+            return self._searcher
+
+    def status(self) -> dict[str, Any]:
+        """The store's model and its repositories with their counts and commits."""
+        from codesearch.store.shared import SharedStore
+
+        store = SharedStore(self.uri)
+        manifest = store.manifest()
+        return {
+            "store": self.uri,
+            "model": manifest.model if manifest else None,
+            "dim": manifest.dim if manifest else None,
+            "precision": manifest.precision if manifest else None,
+            "repos": [asdict(r) for r in store.repos()],
+        }
+
+
+_REPO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/@+-]{0,199}$")
+
+
+def _check_repo_name(name: str) -> None:
+    if not _REPO_NAME.match(name):
+        raise ValueError(f"bad repository name {name!r}: use letters, digits and . _ / @ + -")
+
+
+def git_commit(root: Path) -> str:
+    """The commit checked out at `root`, or "" outside a git work tree."""
+    import subprocess
+
+    try:
+        proc = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                              text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return proc.stdout.strip() if proc.returncode == 0 else ""

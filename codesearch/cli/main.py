@@ -76,6 +76,8 @@ def index(
     max_file_size: Annotated[int, typer.Option(help="Skip files larger than this many bytes.")] = 1_000_000,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
+    store: Annotated[str | None, typer.Option("--store", help="A store of many repositories: a folder or s3://bucket/prefix (also gs://, az://); credentials from the environment.")] = None,
+    repo: Annotated[str | None, typer.Option("--repo", help="With --store: the repository's name there (default: the folder's name).")] = None,
 ) -> None:
     """Index a folder: chunk every source file, build the full-text index, embed the chunks."""
     if not path.exists():
@@ -126,6 +128,8 @@ def index(
         "seconds": round(report.seconds_total, 3),
         "chunks_per_second": round(report.chunks_per_second, 1),
     }
+    if store:
+        summary["published"] = _publish(target, store, repo or target.root.name, quiet or as_json)
     if as_json:
         print(json.dumps(summary, indent=2))
     elif not quiet:
@@ -148,6 +152,22 @@ def index(
             f"({report.chunks_per_second:.1f} chunks/s){tail}",
             highlight=False,
         )
+
+
+def _publish(target: Any, store: str, repo: str, quiet: bool) -> dict[str, Any]:
+    """Publish a freshly indexed folder as one repository of a store."""
+    from dataclasses import asdict
+
+    from codesearch.api import SharedIndex
+
+    try:
+        info = SharedIndex(store).publish(target, repo)
+    except USER_ERRORS as err:
+        fail(str(err))
+    if not quiet:
+        console.print(f"published {info.name} ({info.chunks} chunks, commit {info.commit[:12] or '-'}) "
+                      f"to {store}", highlight=False)
+    return asdict(info)
 
 
 def _embed_in_background(root: Path, backend: str) -> int:
@@ -176,6 +196,8 @@ def query(
     no_rerank: Annotated[bool, typer.Option("--no-rerank", help="Ignore CODESEARCH_RERANK for this query.")] = False,
     query_model: Annotated[str | None, typer.Option(help="Embed the query with another model of the index model's family.")] = None,
     no_daemon: Annotated[bool, typer.Option("--no-daemon", help="Search in this process; start no warm query server.")] = False,
+    store: Annotated[str | None, typer.Option("--store", help="A store of many repositories: a folder or s3://bucket/prefix (also gs://, az://); credentials from the environment.")] = None,
+    repos: Annotated[list[str] | None, typer.Option("--repo", help="With --store: only this repository (repeatable).")] = None,
 ) -> None:
     """Search the index of the enclosing folder.
 
@@ -190,6 +212,11 @@ def query(
         fail(f"unknown content '{content}': choose one of {', '.join(CONTENT_TYPES)}", 2)
     if k < 1:
         fail("-k must be at least 1", 2)
+    if store:
+        _query_store(store, text, k, mode, lang, path_glob, content, tuple(repos or ()), lines, as_json)
+        return
+    if repos:
+        fail("--repo needs --store", 2)
     index_dir = _find_index(Path.cwd(), index_path)
     _wait_until_queryable(index_dir, quiet=as_json)
     from codesearch.core.types import SearchOptions
@@ -221,6 +248,28 @@ def query(
         console.print("the index is empty: no source files were found when it was built")
         return
     render_hits(console, result, lines)
+
+
+def _query_store(
+    store: str, text: str, k: int, mode: str, lang: list[str] | None, path_glob: str | None,
+    content: str, repos: tuple[str, ...], lines: int, as_json: bool,
+) -> None:
+    from codesearch.api import SharedIndex
+    from codesearch.core.types import SearchOptions
+    from codesearch.search.render import print_json, render_hits, result_to_json
+
+    options = SearchOptions(k=k, mode=mode, languages=tuple(lang or ()), path_glob=path_glob,
+                            content=content, repos=repos)
+    try:
+        shared = SharedIndex(store)
+        result = shared.run(text, options)
+        model = shared.searcher().manifest.model
+    except USER_ERRORS as err:
+        fail(str(err))
+    if as_json:
+        print_json(result_to_json(result, store, model))
+    else:
+        render_hits(console, result, lines)
 
 
 def _wait_until_queryable(index_dir: Path, quiet: bool, timeout: float = 900.0) -> None:
@@ -294,8 +343,12 @@ def stop_server(
 def status(
     path: Annotated[Path, typer.Argument(help="Folder inside an indexed tree.")] = Path("."),
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+    store: Annotated[str | None, typer.Option("--store", help="A store of many repositories: a folder or s3://bucket/prefix (also gs://, az://); credentials from the environment.")] = None,
 ) -> None:
     """Where the index is, which model built it, how big and how fresh it is."""
+    if store:
+        _store_status(store, as_json)
+        return
     if not path.exists():
         fail(f"no such folder: {path}")
     from codesearch.api import Index
@@ -325,6 +378,39 @@ def status(
         rows.append(("state", "incomplete: run `codesearch index` to finish"))
     for key, value in rows:
         console.print(f"[bold]{key:>17}[/]  {value}", highlight=False)
+
+
+def _store_status(store: str, as_json: bool) -> None:
+    from codesearch.api import SharedIndex
+
+    try:
+        data = SharedIndex(store).status()
+    except USER_ERRORS as err:
+        fail(str(err))
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return
+    console.print(f"[bold]store[/]  {data['store']}  ({data['model']}, {data['dim']} dims, "
+                  f"{data['precision']})", highlight=False)
+    for repo in data["repos"]:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(repo["indexed_at"]))
+        console.print(f"  {repo['name']:<24} {repo['files']:>7} files {repo['chunks']:>9} chunks  "
+                      f"commit {repo['commit'][:12] or '-':<12}  {when}", highlight=False)
+
+
+@app.command(name="remove-repo")
+def remove_repo(
+    name: Annotated[str, typer.Argument(help="The repository to drop from the store.")],
+    store: Annotated[str, typer.Option("--store", help="The store: a folder or s3://bucket/prefix.")],
+) -> None:
+    """Remove one repository from a store of many (one commit; the others are untouched)."""
+    from codesearch.api import SharedIndex
+
+    try:
+        removed = SharedIndex(store).remove(name)
+    except USER_ERRORS as err:
+        fail(str(err))
+    console.print(f"removed {name} ({removed} chunks) from {store}", highlight=False)
 
 
 def _ago(seconds: float) -> str:

@@ -81,6 +81,7 @@ class SearchOptions:
     rerank: str | None = None  # reranker spec (see `codesearch.search.rerank.load_reranker`)
     rerank_top: int = 40
     query_model: str | None = None  # another model of the index model's family (e.g. voyage-4)
+    repos: tuple[str, ...] = ()  # only these repositories, in a store of many
 
 
 @dataclass
@@ -101,6 +102,7 @@ class Hit:
     # definition is stored in parts; a hit shows all of it).
     match_start_line: int = 0
     match_end_line: int = 0
+    repo: str = ""  # the repository, in a store of many (left out of JSON when empty)
 
 
 @dataclass

@@ -25,6 +25,8 @@ def result_to_json(result: SearchResult, index_dir: str, model: str, lines: int 
         item = asdict(hit)
         item["snippet"] = _snippet_lines(hit, lines) if lines else hit.text
         del item["text"]
+        if not item["repo"]:  # a local index: the schema stays as it was
+            del item["repo"]
         hits.append(item)
     return {
         "schema_version": JSON_SCHEMA_VERSION,
@@ -85,6 +87,8 @@ def render_hits(console: Console, result: SearchResult, lines: int) -> None:
     for hit in result.hits:
         header = Text()
         header.append(f"{hit.rank:>2}  ", style="bold")
+        if hit.repo:
+            header.append(f"{hit.repo}:", style="bold green")
         header.append(f"{hit.path}:{hit.start_line}-{hit.end_line}", style="bold cyan")
         if hit.symbol:
             header.append(f"  {hit.symbol}", style="bold yellow")

@@ -49,6 +49,10 @@ LEXICAL_BOOSTS = (0.5, 0.5, 1.0)
 # Parts of one long definition are stored with blank lines between them trimmed;
 # measured on the dev corpora, 1,946 part boundaries: adjacent or 1-2 blank lines.
 MAX_PART_GAP = 2
+# IVF_PQ search over a large store: partitions probed, and candidates rescored exactly
+# per result wanted (bench/bench_scale.py measures recall against exact search).
+ANN_NPROBES = 20
+ANN_REFINE = 10
 # A name defined in more places than this is common enough for the lists to find.
 DEFINITION_LOOKUP_LIMIT = 20
 ANALYZED_SINCE = 5  # indexer.CHUNKER_VERSION whose rows hold analyzed terms
@@ -58,7 +62,7 @@ class Catalog:
     """Chunk metadata in column arrays (no text), loaded once per Searcher."""
 
     COLUMNS = ("id", "path", "language", "symbol", "kind", "start_line", "end_line",
-               "content_type", "content_hash", "members")
+               "content_type", "content_hash", "members", "repo")
 
     def __init__(self, table: Any):
         self.version: int = table.version  # the table version these rows are from
@@ -75,6 +79,7 @@ class Catalog:
         self.hashes: list[str] = data["content_hash"].to_pylist()
         members = data["members"].to_pylist() if "members" in have else [None] * len(self.ids)
         self._members: list[str | None] = members  # JSON, parsed when a row is a candidate
+        self.repos: list[str] = (data["repo"].to_pylist() if "repo" in have else [""] * len(self.ids))
         self.row_of_id = {chunk_id: i for i, chunk_id in enumerate(self.ids)}
 
     def __len__(self) -> int:
@@ -120,6 +125,13 @@ class Catalog:
         return Candidate(i, self.paths[i], self.symbols[i], self.kinds[i], self.starts[i],
                          self.ends[i], self.members(i))
 
+    @functools.cached_property
+    def rows_by_hash(self) -> dict[str, list[int]]:
+        rows: dict[str, list[int]] = defaultdict(list)
+        for i, content_hash in enumerate(self.hashes):
+            rows[content_hash].append(i)
+        return rows
+
     def rows_named(self, name: str) -> list[int]:
         """Rows defining `name` (lower-case), as their own symbol or as a member's."""
         return self._rows_by_name.get(name, [])
@@ -143,6 +155,9 @@ class Catalog:
         if options.languages:
             wanted = set(options.languages)
             keep &= np.array([lang in wanted for lang in self.languages], dtype=bool)
+        if options.repos:
+            wanted_repos = set(options.repos)
+            keep &= np.array([(r or "") in wanted_repos for r in self.repos], dtype=bool)
         if options.path_glob:
             glob = options.path_glob
             keep &= np.array(
@@ -168,15 +183,25 @@ def lexical_query(terms: str) -> Any:
 class Searcher:
     """Answers queries against one index; keep it around to answer many."""
 
-    def __init__(self, index_dir: Path, embedder: Any | None = None, backend: str | None = None):
-        manifest = read_manifest(index_dir)
+    def __init__(
+        self,
+        index_dir: Path,
+        embedder: Any | None = None,
+        backend: str | None = None,
+        *,
+        store: IndexStore | None = None,
+        manifest: Manifest | None = None,
+    ):
+        """The index in `index_dir`; or, with `store` and `manifest`, the tables of a
+        store of many repositories (store.shared)."""
+        manifest = manifest or read_manifest(index_dir)
         if manifest is None:
             raise IndexError_(f"no index at {index_dir}: run `codesearch index` first")
         self.index_dir = index_dir
         self.manifest: Manifest = manifest
         self.backend = backend or index_backend(manifest)
         self._embedder = embedder
-        self.store = IndexStore(index_dir)
+        self.store = store or IndexStore(index_dir)
         self._catalog: Catalog | None = None
         self._vectors: tuple[dict[str, np.ndarray], np.ndarray] | None = None
         self._rerankers: dict[str, Any] = {}
@@ -289,9 +314,37 @@ class Searcher:
                     break
         return out
 
+    @functools.cached_property
+    def uses_ann(self) -> bool:
+        """Whether vector search goes through the store's ANN index (a store past
+        store.shared.ANN_THRESHOLD vectors) instead of scoring every vector here."""
+        from codesearch.store.shared import has_vector_index
+
+        vectors = self.store.vectors
+        return (vectors is not None and self.manifest.precision == "float32"
+                and has_vector_index(vectors))
+
+    def ann_vector(self, qvec: np.ndarray, keep: np.ndarray, limit: int) -> list[tuple[int, float]]:
+        """Nearest vectors by the IVF_PQ index, rescored exactly (`refine_factor`)."""
+        assert self.store.vectors is not None
+        found = (self.store.vectors.search(qvec).distance_type("dot").nprobes(ANN_NPROBES)
+                 .refine_factor(ANN_REFINE).limit(limit * 4)
+                 .select(["content_hash", "_distance"]).to_arrow())
+        rows_of = self.catalog.rows_by_hash
+        out: list[tuple[int, float]] = []
+        for content_hash, distance in zip(found["content_hash"].to_pylist(),
+                                          found["_distance"].to_pylist(), strict=True):
+            for i in rows_of.get(content_hash, ()):
+                if keep[i]:
+                    out.append((i, -float(distance)))
+        return out[:limit]
+
     def vector(
         self, query: str, keep: np.ndarray, limit: int, query_model: str | None = None
     ) -> list[tuple[int, float]]:
+        if self.uses_ann:
+            qvec = np.asarray(self.embedder(query_model).embed_queries([query])[0], dtype=np.float32)
+            return self.ann_vector(qvec, keep, limit)
         columns, rows = self.vectors()
         usable = keep & (rows >= 0)
         idx = np.nonzero(usable)[0]
@@ -342,7 +395,7 @@ class Searcher:
         hits = [
             Hit(rank=n + 1, path=catalog.paths[i], start_line=catalog.starts[i],
                 end_line=catalog.ends[i], symbol=catalog.symbols[i], kind=catalog.kinds[i],
-                language=catalog.languages[i], score=round(score, 6),
+                language=catalog.languages[i], score=round(score, 6), repo=catalog.repos[i] or "",
                 lexical_rank=lex_rank.get(i), vector_rank=vec_rank.get(i),
                 match_start_line=catalog.starts[i], match_end_line=catalog.ends[i])
             for n, (i, score) in enumerate(ranked)
@@ -365,7 +418,7 @@ class Searcher:
 
     def pending(self, mode: str) -> int:
         """Chunks without a vector; text mode answers from the manifest, loading no vectors."""
-        if mode == "text":
+        if mode == "text" or self.uses_ann:
             return self.manifest.vectors_pending
         _, rows = self.vectors()
         return int((rows < 0).sum())

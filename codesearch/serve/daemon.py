@@ -99,6 +99,7 @@ def stop(index_dir: Path) -> bool:
 def options_to_dict(options: Any) -> dict[str, Any]:
     data = asdict(options)
     data["languages"] = list(data["languages"])
+    data["repos"] = list(data["repos"])
     return data
 
 
@@ -109,6 +110,7 @@ def options_from_dict(data: dict[str, Any]) -> Any:
     known = {f.name for f in fields(SearchOptions)}
     values = {k: v for k, v in data.items() if k in known}
     values["languages"] = tuple(values.get("languages", ()))
+    values["repos"] = tuple(values.get("repos", ()))
     if isinstance(values.get("ranking"), dict):
         values["ranking"] = RankingConfig(**values["ranking"])
     return SearchOptions(**values)

@@ -109,6 +109,7 @@ class ChunkRow:
     # JSON [[symbol, kind, start_line, end_line], ...] of the definitions inside the
     # chunk (source.chunk.Chunk.members); "" when there are none.
     members: str = ""
+    repo: str = ""  # the repository, in a store of many (store.shared); "" in a local index
 
 
 RowColumns = dict[str, list[Any]]  # ChunkRow fields, each a list over the same rows
@@ -137,10 +138,11 @@ def _in_list(column: str, values: Iterable[str]) -> str:
 class IndexStore:
     """LanceDB tables of one index. Open with `IndexStore(index_dir)`."""
 
-    def __init__(self, index_dir: Path, dim: int | None = None, precision: str = "float32"):
+    def __init__(self, index_dir: Path, dim: int | None = None, precision: str = "float32",
+                 *, db: Any = None):
         lancedb = import_lancedb()
         self.index_dir = index_dir
-        self.db = lancedb.connect(str(index_dir / "lance"))
+        self.db = db if db is not None else lancedb.connect(str(index_dir / "lance"))
         names = set(self._table_names())
         self.chunks = self._open_or_create("chunks", self._chunk_schema(), names)
         if "chunks" not in names:
@@ -155,6 +157,21 @@ class IndexStore:
             self.vectors = self.db.open_table("vectors")
         elif dim:
             self.vectors = self.db.create_table("vectors", schema=self._vector_schema(dim, precision))
+
+    @classmethod
+    def at(cls, uri: str, options: dict[str, str], create: bool = False) -> IndexStore:
+        """The tables at a folder or object-store URI (a store of many repositories);
+        nothing is created unless `create`."""
+        db = import_lancedb().connect(uri, storage_options=options or None)
+        if not create:
+            listing = db.list_tables() if hasattr(db, "list_tables") else db.table_names()
+            if "chunks" not in set(getattr(listing, "tables", listing)):
+                raise IndexError_(f"no codesearch store at {uri}: index a repository into it first "
+                                  "(codesearch index PATH --store URI --repo NAME)")
+        return cls(Path(uri), db=db)
+
+    def table_names(self) -> list[str]:
+        return self._table_names()
 
     # -- schema -----------------------------------------------------------
     def _table_names(self) -> list[str]:
@@ -177,7 +194,9 @@ class IndexStore:
             ("end_line", pa.int32()), ("text", pa.string()), ("context", pa.string()),
             ("content_type", pa.string()), ("content_hash", pa.string()),
             ("file_hash", pa.string()),
-        ] + [(name, pa.string()) for name in LEXICAL_COLUMNS] + [("members", pa.string())]
+        ] + [(name, pa.string()) for name in LEXICAL_COLUMNS] + [
+            ("members", pa.string()), ("repo", pa.string()),
+        ]
         return pa.schema(fields)
 
     def add_missing_columns(self) -> None:
