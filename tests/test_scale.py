@@ -211,3 +211,22 @@ def test_a_killed_writer_leaves_the_last_good_store(s3_env: dict[str, str], tmp_
 
 def _rows_of_local(repo: Path) -> list[int]:
     return list(range(Index(repo).status(count_changes=False).chunks))
+
+
+def test_a_store_past_the_threshold_searches_through_an_ann_index(
+    tmp_path: Path, default_embedder: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from codesearch.store import shared as shared_module
+
+    repo = _big_repo(tmp_path / "repo", 1, files=200)
+    Index(repo, embedder=default_embedder).update()
+    exact = SharedIndex(str(tmp_path / "exact"), embedder=default_embedder)
+    exact.publish(Index(repo), "repo", commit="v1")
+    monkeypatch.setattr(shared_module, "ANN_THRESHOLD", 100)
+    ann = SharedIndex(str(tmp_path / "ann"), embedder=default_embedder)
+    ann.publish(Index(repo), "repo", commit="v1")
+    assert ann.searcher().uses_ann and not exact.searcher().uses_ann
+    query = "multiply the request value by a constant"
+    want = [(h.path, h.start_line) for h in exact.search(query, k=5, mode="vector")]
+    got = [(h.path, h.start_line) for h in ann.search(query, k=5, mode="vector")]
+    assert len(set(want) & set(got)) >= 4, (want, got)

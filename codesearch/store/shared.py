@@ -71,8 +71,7 @@ def storage_options(uri: str, environ: dict[str, str] | None = None) -> dict[str
         options["endpoint"] = endpoint
         if endpoint.startswith("http://"):
             options["allow_http"] = "true"
-    if env.get("AWS_PROFILE"):
-        options["aws_profile"] = env["AWS_PROFILE"]
+    # Without keys here, Lance's own credential chain applies (instance roles, AWS_PROFILE).
     return options
 
 
@@ -225,11 +224,12 @@ def has_vector_index(table: Any) -> bool:
 
 def build_ann_index(table: Any, rows: int) -> None:
     """IVF_PQ over the float vectors: about sqrt(rows) partitions, 8-dim sub-vectors."""
+    from lancedb.index import IvfPq
+
     dim = table.schema.field("vector").type.list_size
-    table.create_index(
-        metric="dot", vector_column_name="vector", index_type="IVF_PQ",
-        num_partitions=max(16, int(rows ** 0.5)), num_sub_vectors=max(1, dim // 8), replace=True,
-    )
+    config = IvfPq(distance_type="dot", num_partitions=max(16, int(rows ** 0.5)),
+                   num_sub_vectors=max(1, dim // 8))
+    table.create_index("vector", config=config, replace=True)
 
 
 def _create_or_open(db: Any, name: str, data: Any) -> Any:
