@@ -12,6 +12,7 @@ LanceDB nor a model.
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import time
@@ -20,11 +21,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from codesearch.core.errors import IndexError_
+from codesearch.core.errors import CodesearchError, IndexError_, one_line
 from codesearch.core.types import INDEX_DIRNAME, Hit, SearchOptions, SearchResult
 
 if TYPE_CHECKING:
-    from codesearch.index.build import IndexOptions, IndexReport, Progress, ServeFactory
+    from codesearch.index.build import Engine, IndexOptions, IndexReport, Progress, ServeFactory
     from codesearch.search.searcher import Searcher
     from codesearch.store.manifest import Manifest
     from codesearch.store.shared import RepoInfo
@@ -151,11 +152,13 @@ class Index:
         progress: Progress | ProgressCallback | None = None,
         options: IndexOptions | None = None,
         serve: ServeFactory | None = None,
+        engine: Engine | None = None,
     ) -> IndexReport:
         """Build the index, or bring it up to date with the folder (only what changed).
 
         `paths` limits the walk to these files (relative to the root, as a git hook
-        passes them). `embed=False` writes the full-text tier only; vectors follow on
+        passes them). `engine` runs chunking and embedding elsewhere
+        (`codesearch.index.distributed.RayEngine`). `embed=False` writes the full-text tier only; vectors follow on
         a later update. `options` sets everything else (`IndexOptions`); `progress`
         is a `Progress` object or a callback `(stage, done, total)`.
         """
@@ -170,7 +173,7 @@ class Index:
             options.paths = list(paths)
         options.rebuild = options.rebuild or rebuild
         options.embed = options.embed and embed
-        return build_index(self.root, options, _as_progress(progress), self._embedder, serve)
+        return build_index(self.root, options, _as_progress(progress), self._embedder, serve, engine)
 
     # --- searching --------------------------------------------------------------
 
@@ -407,6 +410,121 @@ class SharedIndex:
             "precision": manifest.precision if manifest else None,
             "repos": [asdict(r) for r in store.repos()],
         }
+
+
+@dataclass(frozen=True)
+class RepoSource:
+    """One line of a repositories file: a folder or a git URL, and the name to publish it as."""
+
+    location: str
+    name: str
+
+    @property
+    def is_url(self) -> bool:
+        return "://" in self.location or self.location.startswith("git@")
+
+
+@dataclass
+class RepoOutcome:
+    name: str
+    status: str  # published | unchanged | failed
+    commit: str = ""
+    chunks: int = 0
+    seconds: float = 0.0
+    attempts: int = 0
+    error: str = ""
+
+
+def read_repo_list(path: Path) -> list[RepoSource]:
+    """`PATH-or-URL [NAME]` a line; `#` comments and blank lines are skipped."""
+    sources: list[RepoSource] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as err:
+        raise IndexError_(f"cannot read {path}: {err.strerror or err}") from None
+    for number, line in enumerate(lines, 1):
+        words = line.split("#", 1)[0].split()
+        if not words:
+            continue
+        if len(words) > 2:
+            raise ValueError(f"{path}:{number}: expected `PATH-or-URL [NAME]`, got {line.strip()!r}")
+        location = words[0]
+        name = words[1] if len(words) == 2 else location.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
+        _check_repo_name(name)
+        sources.append(RepoSource(location, name))
+    if len({s.name for s in sources}) != len(sources):
+        raise ValueError(f"{path}: two repositories share a name: give each line a NAME")
+    return sources
+
+
+def checkout(source: RepoSource, cache: Path) -> Path:
+    """The folder to index: the path itself, or a shallow clone of the URL kept in `cache`."""
+    import subprocess
+
+    if not source.is_url:
+        folder = Path(source.location).expanduser()
+        if not folder.is_dir():
+            raise IndexError_(f"no such folder: {folder}")
+        return folder
+    folder = cache / source.name
+    steps = ([["git", "-C", str(folder), "fetch", "-q", "--depth", "1", "origin", "HEAD"],
+              ["git", "-C", str(folder), "reset", "-q", "--hard", "FETCH_HEAD"]]
+             if (folder / ".git").is_dir()
+             else [["git", "clone", "-q", "--depth", "1", source.location, str(folder)]])
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    for step in steps:
+        proc = subprocess.run(step, capture_output=True, text=True, timeout=600, check=False)
+        if proc.returncode != 0:
+            lines = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
+            raise IndexError_(f"git {step[1] if step[1] != '-C' else step[3]} of {source.location} "
+                              f"failed: {lines[-1] if lines else proc.returncode}")
+    return folder
+
+
+def index_repositories(
+    store: SharedIndex,
+    sources: Sequence[RepoSource],
+    *,
+    engine: Engine | None = None,
+    options: IndexOptions | None = None,
+    retries: int = 1,
+    cache: Path | None = None,
+    progress: Progress | ProgressCallback | None = None,
+    on_done: Callable[[RepoOutcome], None] | None = None,
+) -> list[RepoOutcome]:
+    """Index every repository and publish it to `store`; a failed one is retried, then
+    reported, and the others still land. A repository whose commit the store already
+    holds is skipped."""
+    cache = cache or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "codesearch" / "repos"
+    try:
+        published = {r.name: r.commit for r in store.repos()}
+    except IndexError_:
+        published = {}
+    outcomes = []
+    for source in sources:
+        outcome = RepoOutcome(source.name, "failed")
+        started = time.perf_counter()
+        for attempt in range(1, retries + 2):
+            outcome.attempts = attempt
+            try:
+                folder = checkout(source, cache)
+                commit = git_commit(folder)
+                if commit and published.get(source.name) == commit:
+                    outcome.status, outcome.commit = "unchanged", commit
+                    break
+                index = Index(folder)
+                index.update(options=options, progress=progress, engine=engine)
+                info = store.publish(index, source.name, commit)
+                outcome.status, outcome.commit, outcome.chunks = "published", info.commit, info.chunks
+                outcome.error = ""
+                break
+            except (CodesearchError, ValueError, OSError) as err:
+                outcome.error = one_line(err)
+        outcome.seconds = time.perf_counter() - started
+        outcomes.append(outcome)
+        if on_done is not None:
+            on_done(outcome)
+    return outcomes
 
 
 _REPO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/@+-]{0,199}$")

@@ -78,8 +78,20 @@ def index(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summary.")] = False,
     store: Annotated[str | None, typer.Option("--store", help="A store of many repositories: a folder or s3://bucket/prefix (also gs://, az://); credentials from the environment.")] = None,
     repo: Annotated[str | None, typer.Option("--repo", help="With --store: the repository's name there (default: the folder's name).")] = None,
+    repos_file: Annotated[Path | None, typer.Option("--repos", help="With --store: index every repository listed in this file (`PATH-or-git-URL [NAME]` a line).")] = None,
+    engine: Annotated[str, typer.Option(help="local, or ray: chunk and embed on a Ray cluster (extra `scale`).")] = "local",
+    ray_address: Annotated[str | None, typer.Option(help="With --engine ray: the cluster to join (default: start a local one).")] = None,
+    workers: Annotated[int, typer.Option(help="With --engine ray: embedding actors.")] = 2,
+    batch_size: Annotated[int, typer.Option(help="With --engine ray: texts per actor batch (64 gives vectors identical to the local engine).")] = 64,
+    num_gpus_per_worker: Annotated[float, typer.Option(help="With --engine ray: GPUs per embedding actor.")] = 0.0,
 ) -> None:
     """Index a folder: chunk every source file, build the full-text index, embed the chunks."""
+    ray_engine = _engine(engine, ray_address, workers, batch_size, num_gpus_per_worker)
+    if repos_file is not None:
+        if not store:
+            fail("--repos needs --store: the store the repositories are published to", 2)
+        _index_repos(repos_file, store, ray_engine, as_json, quiet)
+        return
     if not path.exists():
         fail(f"no such folder: {path}")
     if not path.is_dir():
@@ -103,7 +115,8 @@ def index(
     show = sys.stderr.isatty() and not quiet and not as_json
     try:
         with RichProgress(show, quiet=quiet or as_json) as progress:
-            report = target.update(options=options, progress=progress, serve=serve_while_indexing)
+            report = target.update(options=options, progress=progress,
+                                   serve=None if ray_engine else serve_while_indexing, engine=ray_engine)
     except KeyboardInterrupt:
         err_console.print(
             "[yellow]interrupted:[/] the index stays usable as it was; "
@@ -152,6 +165,58 @@ def index(
             f"({report.chunks_per_second:.1f} chunks/s){tail}",
             highlight=False,
         )
+
+
+def _engine(name: str, address: str | None, workers: int, batch_size: int, gpus: float) -> Any:
+    """None for the local engine; a started Ray engine for `ray`."""
+    if name not in ("local", "ray"):
+        fail(f"unknown engine '{name}': choose local or ray", 2)
+    if name == "local":
+        return None
+    if workers < 1 or batch_size < 1 or gpus < 0:
+        fail("--workers and --batch-size must be at least 1, --num-gpus-per-worker at least 0", 2)
+    from codesearch.index.distributed import RayEngine, RayOptions, start_ray
+
+    options = RayOptions(address=address, workers=workers, batch_size=batch_size, num_gpus_per_worker=gpus)
+    try:
+        start_ray(options)
+    except USER_ERRORS as err:
+        fail(str(err))
+    return RayEngine(options)
+
+
+def _index_repos(repos_file: Path, store: str, engine: Any, as_json: bool, quiet: bool) -> None:
+    """`index --store URI --repos FILE`: every listed repository, one line each."""
+    from dataclasses import asdict
+
+    from codesearch.api import SharedIndex, index_repositories, read_repo_list
+
+    try:
+        sources = read_repo_list(repos_file)
+    except USER_ERRORS as err:
+        fail(str(err))
+
+    def said(outcome: Any) -> None:
+        if as_json or quiet:
+            return
+        detail = {"published": f"{outcome.chunks} chunks, commit {outcome.commit[:12] or '-'}",
+                  "unchanged": f"commit {outcome.commit[:12]} already in the store",
+                  "failed": outcome.error}[outcome.status]
+        console.print(f"{outcome.status:>9}  {outcome.name}  ({detail}; {outcome.seconds:.1f} s)",
+                      highlight=False)
+
+    show = sys.stderr.isatty() and not quiet and not as_json
+    with RichProgress(show, quiet=quiet or as_json) as progress:
+        outcomes = index_repositories(SharedIndex(store), sources, engine=engine, progress=progress,
+                                      on_done=said)
+    failed = [o for o in outcomes if o.status == "failed"]
+    if as_json:
+        print(json.dumps({"store": store, "repos": [asdict(o) for o in outcomes]}, indent=2))
+    elif not quiet:
+        console.print(f"{len(outcomes) - len(failed)} of {len(outcomes)} repositories in {store}",
+                      highlight=False)
+    if failed:
+        raise typer.Exit(1)
 
 
 def _publish(target: Any, store: str, repo: str, quiet: bool) -> dict[str, Any]:

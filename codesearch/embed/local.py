@@ -378,10 +378,10 @@ def runtime_id(backend: str) -> str:
 
 def resolve_backend(profile: ModelProfile, backend: str = "auto", model_path: object = None) -> str:
     """The runtime `auto` means for this profile (recorded in the index manifest)."""
+    if profile.backend in ("openai", "voyage"):
+        return "remote"  # also what an index of a remote model records, read back here
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r} (choose {', '.join(BACKENDS)})")
-    if profile.backend in ("openai", "voyage"):
-        return "remote"
     if backend == "auto":
         return AUTO_LOCAL_BACKEND if profile.local_package and model_path is None else "torch"
     return backend

@@ -70,6 +70,15 @@ class QueryServer(Protocol):
     def hand_over(self) -> None: ...
 
 
+class Engine(Protocol):
+    """Where the heavy steps run (index.distributed.RayEngine); None: this machine."""
+
+    embed_batch: int  # texts per embed call
+
+    def row_pool(self, jobs: list[ChunkJob], spec: BudgetSpec) -> RowPool: ...
+    def embedder(self, profile: ModelProfile, dim: int, backend: str, precision: str) -> object: ...
+
+
 # Starts answering queries for an index folder; None when another server already does.
 ServeFactory = Callable[[Path], "QueryServer | None"]
 
@@ -275,6 +284,7 @@ def build_index(
     progress: Progress | None = None,
     embedder: object | None = None,
     serve: ServeFactory | None = None,
+    engine: Engine | None = None,
 ) -> IndexReport:
     """Index `root` incrementally. Safe to interrupt at any point.
 
@@ -310,7 +320,7 @@ def build_index(
         write_manifest(index_dir, manifest)
         report = IndexReport(root=str(root))
         store = _lexical_tier(root, index_dir, manifest, options, progress, report,
-                              new=existing is None)
+                              new=existing is None, engine=engine)
         report.seconds_lexical = time.perf_counter() - started
         # Bound before the manifest says the full-text tier is ready, so a query that
         # waited for it finds this process answering (see cli.query).
@@ -327,7 +337,7 @@ def build_index(
                 server.warm()
             if options.embed:
                 _vector_tier(store, manifest, options, progress, report, embedder,
-                             server.lend_embedder if server is not None else None)
+                             server.lend_embedder if server is not None else None, engine)
             # Compaction costs about 1 s on a 10k-chunk index, and rows written since the
             # last one are searchable anyway: skip it when nothing was written, and leave
             # it to the next embedding run after a lexical-only update of a few paths (hook).
@@ -426,7 +436,7 @@ def _changed_files(
 
 def _lexical_tier(
     root: Path, index_dir: Path, manifest: Manifest, options: IndexOptions, progress: Progress,
-    report: IndexReport, new: bool,
+    report: IndexReport, new: bool, engine: Engine | None = None,
 ) -> IndexStore:
     """Chunk what changed and write it with its full-text columns; returns the open store.
 
@@ -448,7 +458,8 @@ def _lexical_tier(
     report.skipped_large = stats.skipped_large
     report.unreadable = stats.skipped_unreadable
     spec = budget_spec(index_profile(manifest))
-    pool = RowPool([ChunkJob(f) for f in files], spec).start() if new else None
+    make_pool = engine.row_pool if engine is not None else RowPool
+    pool = make_pool([ChunkJob(f) for f in files], spec).start() if new else None
     try:
         store = IndexStore(index_dir, dim=manifest.dim, precision=manifest.precision)
         store.add_missing_columns()
@@ -465,7 +476,7 @@ def _lexical_tier(
             rechunk = manifest.extra.get("chunker") != CHUNKER_VERSION
             candidates = list(files) if rechunk else _changed_files(files, known)
             jobs = [ChunkJob(f, None if rechunk else known.get(f.path)) for f in candidates]
-            pool = RowPool(jobs, spec)
+            pool = make_pool(jobs, spec)
         # A crashed first build leaves rows behind: its rerun must replace, not append.
         fresh = not known and store.count_chunks() == 0
         _write_rows(store, pool, options.batch_files * (4 if fresh else 1), fresh, progress, report)
@@ -527,6 +538,7 @@ def _vector_tier(
     report: IndexReport,
     embedder: object | None,
     lend_model: Callable[[object], None] | None = None,
+    engine: Engine | None = None,
 ) -> None:
     """Embed every chunk content without a vector, from the shared cache or the model.
 
@@ -541,6 +553,9 @@ def _vector_tier(
     cache = _open_cache(manifest, options)
     cached = cache.lookup([h for h, _ in pending]) if cache is not None else {}
     # Everything cached: no model load at all (0.5 s for ONNX, 7 s for torch).
+    if embedder is None and engine is not None:
+        embedder = engine.embedder(index_profile(manifest), manifest.dim, index_backend(manifest),
+                                   manifest.precision)
     if embedder is None and any(h not in cached for h, _ in pending):
         progress.message(f"loading model {manifest.model}")
         embedder = load_index_embedder(index_profile(manifest), manifest.dim, index_backend(manifest))
@@ -556,10 +571,11 @@ def _vector_tier(
                                  options.record_texts, cached, sink)
         ordered = _store_cached(store, manifest, ordered, cached, progress, report)
         pending_progress.done.extend(h for h, _ in pending if h in cached)
-        for start in range(0, len(ordered), options.embed_batch):
-            part = ordered[start : start + options.embed_batch]
+        step = engine.embed_batch if engine is not None else options.embed_batch
+        for start in range(0, len(ordered), step):
+            part = ordered[start : start + step]
             _embed_batch(store, manifest, part, embedder, report, options.record_texts, sink)
-            progress.advance("embed", min(options.embed_batch, len(ordered) - start))
+            progress.advance("embed", min(step, len(ordered) - start))
             pending_progress.maybe_record([h for h, _ in part])
     finally:
         sink.flush()  # an interrupted run still shares what it embedded
