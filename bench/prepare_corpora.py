@@ -25,6 +25,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import subprocess
@@ -103,18 +104,11 @@ def _single_file(folder: Path, spec: CorpusSpec) -> Path:
     return files[0]
 
 
-def fetch_pypi(spec: CorpusSpec, work: Path) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-           "--disable-pip-version-check", "-q", "-d", str(work / "dl"), f"{spec.package}=={spec.version}"]
-    proc = _run(cmd, work)
-    if proc.returncode != 0:
-        raise _fail(spec, cmd, proc)
-    return _single_file(work / "dl", spec)
-
-
-def fetch_pypi_wheel(spec: CorpusSpec, work: Path) -> Path:
-    """A pure-Python wheel, for the rare package whose sources in another language ship only there."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+def fetch_pypi(spec: CorpusSpec, work: Path, wheel: bool = False) -> Path:
+    """The sdist (tests included); `wheel` for the rare package whose sources in another
+    language ship only in its pure-Python wheel."""
+    kind = ["--only-binary", ":all:"] if wheel else ["--no-binary", ":all:"]
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *kind,
            "--disable-pip-version-check", "-q", "-d", str(work / "dl"), f"{spec.package}=={spec.version}"]
     proc = _run(cmd, work)
     if proc.returncode != 0:
@@ -226,7 +220,7 @@ def prepare(spec: CorpusSpec, dest: Path) -> tuple[bool, Path]:
     target = dest / spec.name
     if is_prepared(dest, spec):
         return False, target
-    fetchers = {"pypi": fetch_pypi, "pypi-wheel": fetch_pypi_wheel, "npm": fetch_npm, "debian": fetch_debian,
+    fetchers = {"pypi": fetch_pypi, "pypi-wheel": functools.partial(fetch_pypi, wheel=True), "npm": fetch_npm, "debian": fetch_debian,
                 "debian-src": fetch_debian_source}
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"corpus-{spec.name}-") as tmp:
