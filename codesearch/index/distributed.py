@@ -92,16 +92,23 @@ class RayRowPool:
 
 
 class _EmbedActor:
-    """One model per actor, loaded once; embeds the batches Ray hands it."""
+    """One model per actor, loaded once; each row it gets is one batch of texts."""
 
-    def __init__(self, profile: ModelProfile, dim: int, backend: str):
+    def __init__(self, profile: ModelProfile, dim: int, backend: str, workers: int):
+        import os
+
         from codesearch.embed.local import load_embedder
 
-        self.embedder = load_embedder(profile, dim, backend=backend)
+        # The node's cores shared by the actors on it: oversubscribed threads run slower.
+        threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+        self.embedder = load_embedder(profile, dim, backend=backend, threads=threads)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        vectors = self.embedder.embed_documents([str(t) for t in batch["text"]])
-        return {"vector": np.asarray(vectors, dtype=np.float32)}
+        out = []
+        for blob in batch["texts"]:
+            vectors = self.embedder.embed_documents(pickle.loads(blob))
+            out.append(pickle.dumps(np.asarray(vectors, dtype=np.float32)))
+        return {"vectors": np.array(out, dtype=object)}
 
 
 class RayEmbedder:
@@ -122,16 +129,20 @@ class RayEmbedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         ray = start_ray(self.options)
-        dataset = ray.data.from_items([{"text": t} for t in texts]).map_batches(
+        # One row per batch of texts, exactly the local engine's batches: int8 runtimes
+        # quantize activations per batch, so the same grouping gives the same vectors.
+        size = self.options.batch_size
+        rows = [{"texts": pickle.dumps(list(texts[i : i + size]))} for i in range(0, len(texts), size)]
+        dataset = ray.data.from_items(rows).map_batches(
             _EmbedActor,
-            fn_constructor_kwargs={"profile": self.profile, "dim": self.dim,
-                                   "backend": self.backend},
-            batch_size=self.options.batch_size,
+            fn_constructor_kwargs={"profile": self.profile, "dim": self.dim, "backend": self.backend,
+                                   "workers": self.options.workers},
+            batch_size=1,
             compute=ray.data.ActorPoolStrategy(size=self.options.workers),
             num_gpus=self.options.num_gpus_per_worker or None,
             batch_format="numpy",
         )
-        parts = [batch["vector"] for batch in dataset.iter_batches(batch_format="numpy", batch_size=None)]
+        parts = [pickle.loads(row["vectors"]) for row in dataset.iter_rows()]
         return np.concatenate(parts).astype(np.float32)
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
