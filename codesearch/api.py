@@ -16,7 +16,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -298,6 +298,65 @@ class Index:
             changed += len(snapshot) - seen  # removed since
         return changed
 
+    def file_states(self) -> dict[str, tuple[int, int]] | None:
+        """(size, mtime_ns) of every indexed file as the last finished index run saw it;
+        None before one finishes (a run removes the record when it starts)."""
+        try:
+            data = json.loads((self.index_dir / "files.json").read_text())
+            return {path: (int(state[0]), int(state[1])) for path, state in data.items()}
+        except (OSError, ValueError, TypeError, IndexError, AttributeError):
+            return None
+
+    def changed_files(self, known: Mapping[str, tuple[int, int]] | None = None) -> list[str]:
+        """Paths added, modified or removed since the last finished index run, sorted: the
+        folder walked as the indexer walks it, compared with `file_states()` (or `known`)."""
+        from codesearch.source.discover import discover
+
+        states = (self.file_states() or {}) if known is None else known
+        seen: set[str] = set()
+        changed: list[str] = []
+        for source in discover(self.root):
+            seen.add(source.path)
+            state = states.get(source.path)
+            if state is None or tuple(state) != (source.size, source.mtime_ns):
+                changed.append(source.path)
+        changed.extend(path for path in states if path not in seen)
+        return sorted(changed)
+
+    def definitions(self, name: str) -> list[Hit]:
+        """Every definition whose own name is `name` (case-insensitive; the last part of a
+        qualified symbol, so `push` finds the method `ColumnStats.push`), in index order.
+        Each Hit has the stored symbol, the definition's lines and its whole text."""
+        from codesearch.search.ranking import last_part
+
+        wanted = last_part(name.strip().rstrip("()")).lower()
+        if not wanted:
+            raise ValueError("give a symbol name, e.g. read_csv or Class.method")
+        with self._lock:
+            searcher = self.searcher()
+            catalog = searcher.catalog
+            rows = sorted(set(catalog.rows_named(wanted)))
+            hits = [Hit(rank=0, path=catalog.paths[i], start_line=catalog.starts[i],
+                        end_line=catalog.ends[i], symbol=catalog.symbols[i], kind=catalog.kinds[i],
+                        language=catalog.languages[i], score=1.0, repo=catalog.repos[i] or "")
+                    for i in rows]
+            searcher._attach_definitions(hits, rows)  # the whole definition, its parts joined
+            members = [catalog.members(i) for i in rows]
+        found: list[Hit] = []
+        for hit, row_members in zip(hits, members, strict=True):
+            if last_part(hit.symbol).lower() == wanted:
+                found.append(hit)
+            for symbol, kind, start, end in row_members:
+                if last_part(symbol).lower() == wanted:
+                    lines = hit.text.split("\n")[start - hit.start_line : end - hit.start_line + 1]
+                    found.append(Hit(rank=0, path=hit.path, start_line=start, end_line=end,
+                                     symbol=symbol, kind=kind, language=hit.language, score=1.0,
+                                     text="\n".join(lines), repo=hit.repo))
+        for rank, hit in enumerate(found, 1):
+            hit.rank = rank
+            hit.match_start_line, hit.match_end_line = hit.start_line, hit.end_line
+        return found
+
 
 
 class SharedIndex:
@@ -330,9 +389,9 @@ class SharedIndex:
         store = SharedStore(self.uri, create=True)
         try:
             store.adopt_manifest(manifest)
-            chunks, vectors = local_rows(index.index_dir, repo)
-            info = RepoInfo(repo, commit if commit is not None else git_commit(index.root),
-                            manifest.files, chunks.num_rows, time.time(), str(index.root))
+            commit = commit if commit is not None else git_commit(index.root)
+            chunks, vectors = local_rows(index.index_dir, repo, commit)
+            info = RepoInfo(repo, commit, manifest.files, chunks.num_rows, time.time(), str(index.root))
             store.publish(repo, chunks, vectors, info)
         except IndexError_:
             raise
@@ -393,7 +452,7 @@ class SharedIndex:
                 old = self._searcher
                 embedder = self._embedder or (old.loaded_embedder if old is not None else None)
                 self._searcher = Searcher(Path(self.uri), embedder=embedder, store=store.tables,
-                                          manifest=manifest)
+                                          manifest=manifest, ann=True)
                 self._version = version
             return self._searcher
 

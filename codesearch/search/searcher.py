@@ -191,9 +191,11 @@ class Searcher:
         *,
         store: IndexStore | None = None,
         manifest: Manifest | None = None,
+        ann: bool = False,
     ):
         """The index in `index_dir`; or, with `store` and `manifest`, the tables of a
-        store of many repositories (store.shared)."""
+        store of many repositories (store.shared), searched through its ANN index once it
+        has one when `ann`."""
         manifest = manifest or read_manifest(index_dir)
         if manifest is None:
             raise IndexError_(f"no index at {index_dir}: run `codesearch index` first")
@@ -202,6 +204,7 @@ class Searcher:
         self.backend = backend or index_backend(manifest)
         self._embedder = embedder
         self.store = store or IndexStore(index_dir)
+        self._ann_allowed = ann  # a local index is always scored exactly
         self._catalog: Catalog | None = None
         self._vectors: tuple[dict[str, np.ndarray], np.ndarray] | None = None
         self._rerankers: dict[str, Any] = {}
@@ -321,7 +324,7 @@ class Searcher:
         from codesearch.store.shared import has_vector_index
 
         vectors = self.store.vectors
-        return (vectors is not None and self.manifest.precision == "float32"
+        return (self._ann_allowed and vectors is not None and self.manifest.precision == "float32"
                 and has_vector_index(vectors))
 
     def ann_vector(self, qvec: np.ndarray, keep: np.ndarray, limit: int) -> list[tuple[int, float]]:

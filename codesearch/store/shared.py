@@ -29,7 +29,7 @@ from codesearch.store.manifest import Manifest
 from codesearch.store.tables import IndexStore, scan
 
 REMOTE_SCHEMES = ("s3", "s3+ddb", "gs", "az", "abfs")
-COMMIT_RETRIES = 8
+COMMIT_RETRIES = 20  # with backoff capped at 2 s: a minute of another writer's commits
 # Above this many vectors a query goes through an IVF_PQ index (with exact rescoring of
 # its candidates) instead of scoring every stored vector.
 ANN_THRESHOLD = 200_000
@@ -97,7 +97,7 @@ def with_retries(action: Callable[[], T], retries: int = COMMIT_RETRIES) -> T:
         except Exception as err:  # noqa: BLE001 (Lance raises plain errors for conflicts)
             if not _is_conflict(err) or attempt == retries - 1:
                 raise
-            time.sleep(0.05 * 2**attempt * (1 + random.random()))
+            time.sleep(min(2.0, 0.05 * 2**attempt) * (1 + random.random()))
     raise AssertionError("unreachable")
 
 
@@ -261,18 +261,18 @@ def _sql(value: str) -> str:
 
 
 
-def local_rows(index_dir: Path, repo: str) -> tuple[Any, Any]:
-    """(chunk rows tagged with `repo`, the vectors they use) of a local index."""
+def local_rows(index_dir: Path, repo: str, commit: str) -> tuple[Any, Any]:
+    """(chunk rows tagged with `repo` and `commit`, the vectors they use) of a local index."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     local = IndexStore(index_dir)
     chunks = local.chunks.to_arrow()
     ids = pc.binary_join_element_wise(pa.scalar(repo), chunks["id"], ":")
-    if "repo" in chunks.schema.names:
-        chunks = chunks.drop_columns(["repo"])
+    chunks = chunks.drop_columns([c for c in ("repo", "commit") if c in chunks.schema.names])
     chunks = chunks.set_column(chunks.schema.get_field_index("id"), "id", ids)
     chunks = chunks.append_column("repo", pa.array([repo] * chunks.num_rows, pa.string()))
+    chunks = chunks.append_column("commit", pa.array([commit] * chunks.num_rows, pa.string()))
     vectors = None
     if local.vectors is not None:
         wanted = pa.array(sorted(set(chunks["content_hash"].to_pylist())), pa.string())

@@ -110,6 +110,7 @@ class ChunkRow:
     # chunk (source.chunk.Chunk.members); "" when there are none.
     members: str = ""
     repo: str = ""  # the repository, in a store of many (store.shared); "" in a local index
+    commit: str = ""  # the commit that repository was published at; "" in a local index
 
 
 RowColumns = dict[str, list[Any]]  # ChunkRow fields, each a list over the same rows
@@ -195,7 +196,7 @@ class IndexStore:
             ("content_type", pa.string()), ("content_hash", pa.string()),
             ("file_hash", pa.string()),
         ] + [(name, pa.string()) for name in LEXICAL_COLUMNS] + [
-            ("members", pa.string()), ("repo", pa.string()),
+            ("members", pa.string()), ("repo", pa.string()), ("commit", pa.string()),
         ]
         return pa.schema(fields)
 
