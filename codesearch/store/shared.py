@@ -89,8 +89,9 @@ def _is_conflict(err: Exception) -> bool:
     return any(word in text for word in ("conflict", "retryable", "precondition", "412"))
 
 
-def with_retries(action: Callable[[], T], retries: int = COMMIT_RETRIES) -> T:
-    """Run a Lance commit, retrying when another writer committed first."""
+def with_retries(action: Callable[[], T], table: Any = None, retries: int = COMMIT_RETRIES) -> T:
+    """Run a Lance commit, retrying when another writer committed first (on `table`
+    moved to its latest version: a handle stays at the version it last saw)."""
     for attempt in range(retries):
         try:
             return action()
@@ -98,6 +99,8 @@ def with_retries(action: Callable[[], T], retries: int = COMMIT_RETRIES) -> T:
             if not _is_conflict(err) or attempt == retries - 1:
                 raise
             time.sleep(min(2.0, 0.05 * 2**attempt) * (1 + random.random()))
+            if table is not None:
+                table.checkout_latest()
     raise AssertionError("unreachable")
 
 
@@ -162,7 +165,7 @@ class SharedStore:
         row = {"key": ["manifest"], "value": [json.dumps(asdict(shared), sort_keys=True)]}
         assert self.meta_table is not None
         with_retries(lambda: self.meta_table.merge_insert("key").when_matched_update_all()
-                     .when_not_matched_insert_all().execute(_table(row)))
+                     .when_not_matched_insert_all().execute(_table(row)), self.meta_table)
         return self.manifest() or shared
 
     # -- repositories -----------------------------------------------------------
@@ -185,15 +188,16 @@ class SharedStore:
                     tables.vectors = with_retries(lambda: _create_or_open(self.db, "vectors", fresh))
                 else:
                     with_retries(lambda: tables.vectors.merge_insert("content_hash")
-                                 .when_not_matched_insert_all().execute(fresh))
+                                 .when_not_matched_insert_all().execute(fresh), tables.vectors)
         with_retries(lambda: tables.chunks.merge_insert("id").when_matched_update_all()
                      .when_not_matched_insert_all()
                      .when_not_matched_by_source_delete(f"repo = {_sql(repo)}")
-                     .execute(chunk_rows))
+                     .execute(chunk_rows), tables.chunks)
         assert self.repos_table is not None
         with_retries(lambda: self.repos_table.merge_insert("name").when_matched_update_all()
-                     .when_not_matched_insert_all().execute(_table({k: [v] for k, v in asdict(info).items()})))
-        with_retries(tables.ensure_fts)
+                     .when_not_matched_insert_all().execute(_table({k: [v] for k, v in asdict(info).items()})),
+                     self.repos_table)
+        with_retries(tables.ensure_fts, tables.chunks)
         self._maybe_build_ann()
 
     def remove(self, repo: str) -> int:
@@ -202,9 +206,9 @@ class SharedStore:
         if repo not in known:
             names = ", ".join(known) or "none"
             raise IndexError_(f"no repository {repo!r} in the store at {self.uri} (it holds: {names})")
-        with_retries(lambda: self.tables.chunks.delete(f"repo = {_sql(repo)}"))
+        with_retries(lambda: self.tables.chunks.delete(f"repo = {_sql(repo)}"), self.tables.chunks)
         assert self.repos_table is not None
-        with_retries(lambda: self.repos_table.delete(f"name = {_sql(repo)}"))
+        with_retries(lambda: self.repos_table.delete(f"name = {_sql(repo)}"), self.repos_table)
         return known[repo].chunks
 
     # -- approximate search past a million chunks -------------------------------
