@@ -340,7 +340,7 @@ class Index:
                         end_line=catalog.ends[i], symbol=catalog.symbols[i], kind=catalog.kinds[i],
                         language=catalog.languages[i], score=1.0, repo=catalog.repos[i] or "")
                     for i in rows]
-            searcher._attach_definitions(hits, rows)  # the whole definition, its parts joined
+            searcher.attach_definitions(hits, rows)  # the whole definition, its parts joined
             members = [catalog.members(i) for i in rows]
         found: list[Hit] = []
         for hit, row_members in zip(hits, members, strict=True):

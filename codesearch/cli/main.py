@@ -558,10 +558,12 @@ def eval_(
 def _mount_optional() -> None:
     """Sub-commands that live in their own modules (each imports lazily)."""
     from codesearch.cli.hook import hook_app
+    from codesearch.cli.mcp import mcp_app
     from codesearch.cli.models import models_app
 
     app.add_typer(models_app, name="models", help="List the embedding models and their exact prompts.")
     app.add_typer(hook_app, name="hook", help="Git hooks that keep the index fresh as you commit.")
+    app.add_typer(mcp_app, name="mcp", help="Serve the index to coding agents over MCP; install it into their configs.")
 
 
 _mount_optional()

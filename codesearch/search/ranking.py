@@ -183,8 +183,11 @@ def _normalised(scored: Sequence[tuple[int, float]]) -> dict[int, float]:
         return {}
     top = max(score for _, score in scored)
     low = min(score for _, score in scored)
-    span = top - low if top > low else 1.0
-    return {idx: (score - low) / span for idx, score in scored}
+    if top <= low:
+        # One candidate, or all tied: each is the best of its list. (Scaled from the
+        # lowest, the only word match of a query, often a name just written, counted 0.)
+        return {idx: 1.0 for idx, _ in scored}
+    return {idx: (score - low) / (top - low) for idx, score in scored}
 
 
 def fused_scores(

@@ -403,7 +403,7 @@ class Searcher:
                 match_start_line=catalog.starts[i], match_end_line=catalog.ends[i])
             for n, (i, score) in enumerate(ranked)
         ]
-        self._attach_definitions(hits, [i for i, _ in ranked])
+        self.attach_definitions(hits, [i for i, _ in ranked])
         asked = symbol_query(query)
         if options.ranking.member_hits and asked is not None:
             for hit, (i, _) in zip(hits, ranked, strict=True):
@@ -426,7 +426,7 @@ class Searcher:
         _, rows = self.vectors()
         return int((rows < 0).sum())
 
-    def _attach_definitions(self, hits: Sequence[Hit], rows: Sequence[int]) -> None:
+    def attach_definitions(self, hits: Sequence[Hit], rows: Sequence[int]) -> None:
         """Give each hit the lines and text of its whole definition (its parts joined)."""
         catalog = self.catalog
         definitions = [catalog.definition(i) for i in rows]
