@@ -9,8 +9,6 @@
 The public API is `codesearch.api` (docs/python-api.md); its names load on first use.
 """
 
-from typing import Any
-
 from codesearch.core.version import VERSION
 
 __version__ = VERSION
@@ -18,7 +16,7 @@ __all__ = ["Hit", "Index", "IndexOptions", "IndexReport", "IndexStatus", "Search
            "SearchResult", "SharedIndex", "__version__", "main"]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:  # no `typing` import: the thin client's path
     # Lazy: the console script imports this package, and so does every chunking worker
     # it spawns; neither should pay for the API's imports.
     if name in __all__:
@@ -36,6 +34,16 @@ def main() -> None:
     typer and rich (0.1 s of CPU apiece, paid while a first index races to its first
     answer).
     """
+    import sys
+
+    if sys.argv[1:2] == ["query"]:
+        # A warm server answers without typer, rich or the search stack (cli/thin.py);
+        # None: this command is the full CLI's.
+        from codesearch.cli.thin import run
+
+        code = run(sys.argv[2:])
+        if code is not None:
+            sys.exit(code)
     from codesearch.cli.main import main as cli_main
 
     cli_main()

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # the shared embedding cache is off unless a test turns it on (tests/test_cache.py).
 os.environ.setdefault("CODESEARCH_EMBED_CACHE", "0")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Warm query servers are bounded per user (least recently used exits first): a test run
+# gets a socket folder of its own, so it never stops the servers of another run.
+os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="codesearch-run-")
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 

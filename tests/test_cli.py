@@ -117,16 +117,19 @@ def test_real_process_with_warm_query_server(minirepo):
 
 def test_help_and_status_do_not_import_torch_or_lancedb(minirepo):
     _cli(["index", "--lexical-only", "-q"], minirepo)
-    code = (
-        "import sys, runpy\n"
-        "sys.argv = ['codesearch', 'status']\n"
-        "try:\n    runpy.run_module('codesearch', run_name='__main__')\n"
-        "except SystemExit:\n    pass\n"
-        "print('HEAVY', sorted(m for m in ('torch', 'lancedb', 'transformers', 'sentence_transformers') if m in sys.modules))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], cwd=minirepo, text=True, capture_output=True, timeout=120)
-    assert "HEAVY []" in out.stdout, out.stdout + out.stderr
-    assert "chunks" in out.stdout
+    # `status --quick` reads the manifest only; `status` also opens the tables to check
+    # them (LanceDB), but never a model.
+    for args, heavy in ((["status", "--quick"], "[]"), (["status"], "['lancedb']")):
+        code = (
+            "import sys, runpy\n"
+            f"sys.argv = ['codesearch', *{args!r}]\n"
+            "try:\n    runpy.run_module('codesearch', run_name='__main__')\n"
+            "except SystemExit:\n    pass\n"
+            "print('HEAVY', sorted(m for m in ('torch', 'lancedb', 'transformers', 'sentence_transformers') if m in sys.modules))\n"
+        )
+        out = subprocess.run([sys.executable, "-c", code], cwd=minirepo, text=True, capture_output=True, timeout=120)
+        assert f"HEAVY {heavy}" in out.stdout, out.stdout + out.stderr
+        assert "chunks" in out.stdout
 
 
 def test_eval_self_and_labelled_queries(minirepo, tmp_path, no_daemon):

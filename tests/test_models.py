@@ -33,6 +33,7 @@ QWEN_CODE_QUERY = (
 def test_registry_has_every_seed_model() -> None:
     assert set(REGISTRY) == {
         "minilm",
+        "minilm-static",
         "qwen3-embedding-0.6b",
         "qwen3-embedding-4b",
         "qwen3-embedding-8b",

@@ -1,7 +1,12 @@
 """The `codesearch` command.
 
-Imports stay lazy: `--help` and `status` must answer in well under a second,
-so nothing here imports torch, lancedb or tree-sitter at module level.
+Imports stay lazy: `--help` and `status --quick` must answer in well under a second,
+so nothing here imports torch, lancedb or tree-sitter at module level (`status` without
+`--quick` opens the tables to check them, about 1 s more).
+
+Every failure ends in one line (`main`): our errors as they are worded, usage errors as
+click words them, anything unforeseen by its type and first line, with a traceback only
+under --debug or CODESEARCH_DEBUG=1.
 """
 
 from __future__ import annotations
@@ -11,12 +16,12 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
-from codesearch.cli.ui import RichProgress, console, err_console, fail
-from codesearch.core.errors import USER_ERRORS
+from codesearch.cli.ui import RichProgress, console, err_console, fail, note, say_error
+from codesearch.core.errors import DEBUG_ENV, USER_ERRORS, debug_enabled
 
 app = typer.Typer(
     name="codesearch",
@@ -86,6 +91,7 @@ def index(
     num_gpus_per_worker: Annotated[float, typer.Option(help="With --engine ray: GPUs per embedding actor.")] = 0.0,
 ) -> None:
     """Index a folder: chunk every source file, build the full-text index, embed the chunks."""
+    _check_index_args(max_file_size, dim, precision, backend)
     ray_engine = _engine(engine, ray_address, workers, batch_size, num_gpus_per_worker)
     if repos_file is not None:
         if not store:
@@ -125,6 +131,8 @@ def index(
         raise typer.Exit(130) from None
     except USER_ERRORS as err:
         fail(str(err))
+    except Exception as err:
+        fail(_storage_message(target.index_dir, err))
     finally:
         discard_spare_workers()
     spawned = _embed_in_background(Path(report.root), backend) if background and report.vectors_pending else None
@@ -135,9 +143,11 @@ def index(
         "chunks_written": report.chunks_written, "embedded": report.embedded,
         "from_cache": report.from_cache,
         "vectors_pending": report.vectors_pending, "decode_errors": report.decode_errors,
-        "unreadable": report.unreadable, "skipped_binary": report.skipped_binary,
+        "unreadable": report.unreadable, "skipped_bad_names": report.bad_names,
+        "skipped_binary": report.skipped_binary,
         "skipped_large": report.skipped_large,
         "seconds_lexical": round(report.seconds_lexical, 3),
+        "seconds_interim": round(report.seconds_interim, 3),
         "seconds": round(report.seconds_total, 3),
         "chunks_per_second": round(report.chunks_per_second, 1),
     }
@@ -148,9 +158,11 @@ def index(
     elif not quiet:
         extra = []
         if report.decode_errors:
-            extra.append(f"{report.decode_errors} non-UTF-8 decoded with replacement")
+            extra.append(f"{report.decode_errors} not UTF-8, read as Windows-1252")
         if report.unreadable:
             extra.append(f"{report.unreadable} unreadable skipped")
+        if report.bad_names:
+            extra.append(f"{report.bad_names} with names not UTF-8 skipped")
         if report.skipped_binary or report.skipped_large:
             extra.append(f"{report.skipped_binary} binary, {report.skipped_large} too large skipped")
         if report.from_cache:
@@ -167,14 +179,41 @@ def index(
         )
 
 
+def _check_index_args(max_file_size: int, dim: int | None, precision: str | None, backend: str) -> None:
+    """Refused before anything is touched: a size limit below 1 would skip every file, and
+    so remove every file from the index."""
+    from codesearch.embed.local import BACKENDS
+    from codesearch.embed.registry import PRECISIONS
+
+    if max_file_size < 1:
+        fail(f"--max-file-size must be at least 1 byte, not {max_file_size}", 2)
+    if dim is not None and dim < 1:
+        fail(f"--dim must be at least 1, not {dim}", 2)
+    if precision is not None and precision not in PRECISIONS:
+        fail(f"unknown precision '{precision}': choose one of {', '.join(PRECISIONS)}", 2)
+    if backend not in BACKENDS:
+        fail(f"unknown backend '{backend}': choose one of {', '.join(BACKENDS)}", 2)
+
+
+def _storage_message(index_dir: Path, err: Exception) -> str:
+    """One line for a failure met in an index's files; anything else is re-raised for
+    main() (one line too, the traceback with --debug)."""
+    from codesearch.store.health import storage_error
+
+    known = storage_error(index_dir, err)
+    if known is None or debug_enabled():
+        raise err
+    return str(known)
+
+
 def _engine(name: str, address: str | None, workers: int, batch_size: int, gpus: float) -> Any:
     """None for the local engine; a started Ray engine for `ray`."""
     if name not in ("local", "ray"):
         fail(f"unknown engine '{name}': choose local or ray", 2)
+    if workers < 1 or batch_size < 1 or not gpus >= 0:
+        fail("--workers and --batch-size must be at least 1, --num-gpus-per-worker at least 0", 2)
     if name == "local":
         return None
-    if workers < 1 or batch_size < 1 or gpus < 0:
-        fail("--workers and --batch-size must be at least 1, --num-gpus-per-worker at least 0", 2)
     from codesearch.index.distributed import RayEngine, RayOptions, start_ray
 
     options = RayOptions(address=address, workers=workers, batch_size=batch_size, num_gpus_per_worker=gpus)
@@ -269,28 +308,32 @@ def query(
     The first query starts a warm query server for the index (it exits after 15
     idle minutes), so later queries skip loading the model and the tables.
     """
-    from codesearch.core.types import CONTENT_TYPES, MODES
+    from codesearch.core.checks import check_search_options, clean_query
+    from codesearch.core.types import SearchOptions
+    from codesearch.source.languages import canonical_language
 
-    if mode not in MODES:
-        fail(f"unknown mode '{mode}': choose one of {', '.join(MODES)}", 2)
-    if content not in CONTENT_TYPES:
-        fail(f"unknown content '{content}': choose one of {', '.join(CONTENT_TYPES)}", 2)
-    if k < 1:
-        fail("-k must be at least 1", 2)
+    if lines < 1:
+        fail(f"--lines must be at least 1, not {lines}", 2)
+    rerank = None if no_rerank else (rerank or os.environ.get("CODESEARCH_RERANK") or None)
+    try:
+        text = clean_query(text)
+        languages = tuple(dict.fromkeys(canonical_language(name) for name in lang or ()))
+        options = SearchOptions(k=k, mode=mode, languages=languages, path_glob=path_glob,
+                                content=content, rerank=rerank, rerank_top=rerank_top,
+                                query_model=query_model)
+        check_search_options(options)
+    except ValueError as err:
+        fail(str(err), 2)
     if store:
-        _query_store(store, text, k, mode, lang, path_glob, content, tuple(repos or ()), lines, as_json)
+        _query_store(store, text, k, mode, list(languages), path_glob, content, tuple(repos or ()),
+                     lines, as_json)
         return
     if repos:
         fail("--repo needs --store", 2)
     index_dir = _find_index(Path.cwd(), index_path)
     _wait_until_queryable(index_dir, quiet=as_json)
-    from codesearch.core.types import SearchOptions
-
-    rerank = None if no_rerank else (rerank or os.environ.get("CODESEARCH_RERANK") or None)
-    options = SearchOptions(k=k, mode=mode, languages=tuple(lang or ()), path_glob=path_glob,
-                            content=content, rerank=rerank, rerank_top=rerank_top,
-                            query_model=query_model)
-    use_daemon = not no_daemon and os.environ.get("CODESEARCH_NO_DAEMON", "") in ("", "0")
+    use_daemon = (not no_daemon and os.environ.get("CODESEARCH_NO_DAEMON", "") in ("", "0")
+                  and _worth_a_server(index_dir))
     data = _query_daemon(index_dir, text, options) if use_daemon else None
     if data is None:
         from codesearch.api import Index
@@ -302,17 +345,15 @@ def query(
             data = result_to_json(found, str(index_dir), index.searcher().manifest.model)
         except USER_ERRORS as err:
             fail(str(err))
-    from codesearch.search.render import print_json, render_hits, result_from_json
+        except Exception as err:
+            fail(_storage_message(index_dir, err))
+    # The same two calls render a warm server's answer for the thin client (cli/thin.py).
+    from codesearch.search.render import print_json, render_answer
 
     if as_json:
         print_json(data)
         return
-    result = result_from_json(data)
-
-    if result.chunks == 0:
-        console.print("the index is empty: no source files were found when it was built")
-        return
-    render_hits(console, result, lines)
+    render_answer(console, data, lines)
 
 
 def _query_store(
@@ -335,6 +376,21 @@ def _query_store(
         print_json(result_to_json(result, store, model))
     else:
         render_hits(console, result, lines)
+
+
+def _worth_a_server(index_dir: Path) -> bool:
+    """A warm server only where one can run and pays: not for a read-only index (it could
+    write neither its log nor take part in indexing) nor an empty one."""
+    from codesearch.store.manifest import read_manifest
+
+    if not os.access(index_dir, os.W_OK):
+        note(f"{index_dir} is read-only: searching without the warm server")
+        return False
+    try:
+        manifest = read_manifest(index_dir)
+    except USER_ERRORS:
+        return False  # the search in this process says what is wrong
+    return manifest is not None and manifest.chunks > 0
 
 
 def _wait_until_queryable(index_dir: Path, quiet: bool, timeout: float = 900.0) -> None:
@@ -390,6 +446,8 @@ def serve(
     """Run the warm query server for one index (started by `query`)."""
     from codesearch.serve import daemon
 
+    if not idle > 0:
+        fail(f"--idle must be more than 0 seconds, not {idle}", 2)
     raise typer.Exit(daemon.serve(index_path.resolve(), idle))
 
 
@@ -409,40 +467,116 @@ def status(
     path: Annotated[Path, typer.Argument(help="Folder inside an indexed tree.")] = Path("."),
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
     store: Annotated[str | None, typer.Option("--store", help="A store of many repositories: a folder or s3://bucket/prefix (also gs://, az://); credentials from the environment.")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="Read the manifest only: no check of the tables (which imports LanceDB, about 1 s).")] = False,
 ) -> None:
-    """Where the index is, which model built it, how big and how fresh it is."""
+    """Where the index is, which model built it, how big and how fresh it is; whether its
+    tables are readable (exit 1 and `damaged: ...` when they are not)."""
     if store:
         _store_status(store, as_json)
         return
     if not path.exists():
         fail(f"no such folder: {path}")
     from codesearch.api import Index
+    from codesearch.core.errors import DamagedIndexError
 
+    index_dir = _find_index(path, None)
     try:
-        info = Index.at(_find_index(path, None)).status()
+        info = Index.at(index_dir).status()
+    except DamagedIndexError as err:
+        _say_damaged(index_dir, str(err), as_json)
     except USER_ERRORS as err:
         fail(str(err))
+    extra = _status_extra(index_dir, quick)
+    data = {**info.to_json(), **extra}
     if as_json:
-        print(json.dumps(info.to_json(), indent=2))
-        return
-    ago = time.time() - info.indexed_at
-    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.indexed_at))
-    changed_text = "unknown (large tree)" if info.changed_since is None else str(info.changed_since)
+        print(json.dumps(data, indent=2))
+    else:
+        _print_status(data, info.complete)
+    if extra["damaged"]:
+        raise typer.Exit(1)
+
+
+def _status_extra(index_dir: Path, quick: bool) -> dict[str, Any]:
+    """What the manifest cannot say: counts as the tables hold them, damage, whether an
+    index run holds the lock now, and the warm server with its memory."""
+    from codesearch.core.lock import current_holder
+    from codesearch.serve import daemon
+    from codesearch.store.manifest import read_manifest
+
+    holder = current_holder(index_dir)
+    extra: dict[str, Any] = {"damaged": None, "indexing_pid": holder.pid if holder else None,
+                             "server": None}
+    ping = daemon.request(index_dir, {"op": "ping"}, timeout=1.0)
+    if ping and ping.get("ok"):
+        extra["server"] = {key: ping.get(key) for key in ("pid", "rss_bytes", "last_used_at", "queries",
+                                                          "standalone")}
+    if quick:
+        return extra
+    from codesearch.store.health import check_index
+
+    manifest = read_manifest(index_dir)
+    assert manifest is not None  # status() just read it
+    finished = holder is None and (index_dir / "files.json").exists()
+    health = check_index(index_dir, manifest, finished)
+    extra.update(files=health.files, chunks=health.chunks, vectors_pending=health.vectors_pending)
+    if health.damage:
+        extra["damaged"] = f"{health.damage}: run `codesearch index --rebuild`"
+    return extra
+
+
+def _say_damaged(index_dir: Path, message: str, as_json: bool) -> NoReturn:
+    if as_json:
+        print(json.dumps({"index": str(index_dir), "root": str(index_dir.parent), "damaged": message},
+                         indent=2))
+    else:
+        _print_rows([("index", str(index_dir)), ("state", f"damaged: {message}")])
+    raise typer.Exit(1)
+
+
+def _print_status(data: dict[str, Any], complete: bool) -> None:
+    indexed_at = float(data["indexed_at"] or 0)
+    if indexed_at > 0:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(indexed_at))
+        last = f"{when} ({_ago(time.time() - indexed_at)})"
+    else:
+        last = "never: the first `codesearch index` run has not finished"
+    changed = data["changed_since"]
     rows = [
-        ("index", info.index),
-        ("model", f"{info.model} ({info.dim} dims, {info.precision})"),
-        ("runtime", info.runtime),
-        ("files", str(info.files)),
-        ("chunks", str(info.chunks)),
-        ("not yet embedded", str(info.vectors_pending)),
-        ("size on disk", f"{info.size_bytes / 1e6:.1f} MB"),
-        ("last indexed", f"{when} ({_ago(ago)})"),
-        ("changed since", changed_text),
+        ("index", data["index"]),
+        ("model", f"{data['model']} ({data['dim']} dims, {data['precision']})"),
+        ("runtime", data["runtime"]),
+        ("files", str(data["files"])),
+        ("chunks", str(data["chunks"])),
+        ("not yet embedded", str(data["vectors_pending"])),
+        ("size on disk", f"{data['size_bytes'] / 1e6:.1f} MB"),
+        ("last indexed", last),
+        ("changed since", "unknown (large tree)" if changed is None else str(changed)),
+        ("query server", _server_text(data["server"])),
     ]
-    if not info.complete:
+    if data["damaged"]:
+        rows.append(("state", f"damaged: {data['damaged']}"))
+    elif data["indexing_pid"] is not None:
+        rows.append(("state", f"indexing now (pid {data['indexing_pid']})"))
+    elif not complete:
         rows.append(("state", "incomplete: run `codesearch index` to finish"))
+    _print_rows(rows)
+
+
+def _server_text(server: dict[str, Any] | None) -> str:
+    if not server:
+        return "none running"
+    memory = f", {server['rss_bytes'] / 1e6:.0f} MB" if server.get("rss_bytes") else ""
+    kind = "" if server.get("standalone", True) else " (inside `codesearch index`)"
+    used = server.get("last_used_at")
+    when = f", last used {_ago(time.time() - float(used))}" if used else ""
+    return f"pid {server['pid']}{kind}{memory}{when}"
+
+
+def _print_rows(rows: list[tuple[str, str]]) -> None:
+    from rich.markup import escape
+
     for key, value in rows:
-        console.print(f"[bold]{key:>17}[/]  {value}", highlight=False)
+        console.print(f"[bold]{key:>17}[/]  {escape(value)}", highlight=False, soft_wrap=True)
 
 
 def _store_status(store: str, as_json: bool) -> None:
@@ -517,6 +651,8 @@ def eval_(
 
     if not root.is_dir():
         fail(f"no such folder: {root}")
+    if k < 1 or limit < 1:
+        fail(f"-k and --limit must be at least 1, not {min(k, limit)}", 2)
     if (queries is None) == (not self_eval):
         fail("give a queries file, or --self to build queries from the repository", 2)
     workdir = None
@@ -569,10 +705,63 @@ def _mount_optional() -> None:
 _mount_optional()
 
 
-def main() -> None:
+@app.callback()
+def _global_options(
+    debug: Annotated[bool, typer.Option("--debug", help=f"Show the traceback of an unexpected failure (or set {DEBUG_ENV}=1).")] = False,
+) -> None:
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the command line; whatever fails ends in one line on stderr and a non-zero exit
+    (a traceback only with --debug or CODESEARCH_DEBUG=1)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    command = typer.main.get_command(app)
     try:
-        app()
-    except KeyboardInterrupt:
+        code = command.main(args=argv, prog_name="codesearch", standalone_mode=False)
+    except (typer.Abort, KeyboardInterrupt):
         err_console.print("[yellow]interrupted[/]")
-        sys.exit(130)
+        code = 130
+    except Exception as err:  # noqa: BLE001 (the promise: one line, never a traceback)
+        code = _report(err)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _report(err: Exception) -> int:
+    """Say what went wrong in one line; the exit code. Usage errors are click's (typer
+    vendors click in some versions, so they are told apart by class name)."""
+    kinds = {cls.__name__ for cls in type(err).__mro__}
+    ctx = getattr(err, "ctx", None)
+    if "NoArgsIsHelpError" in kinds and ctx is not None:
+        console.print(ctx.get_help(), highlight=False, markup=False)
+        return 2
+    if "UsageError" in kinds:
+        where = ctx.command_path if ctx is not None else "codesearch"
+        say_error(f"{err.format_message()} (see `{where} --help`)")  # type: ignore[attr-defined]
+        return int(getattr(err, "exit_code", 2))
+    if "ClickException" in kinds:
+        say_error(err.format_message())  # type: ignore[attr-defined]
+        return int(getattr(err, "exit_code", 1))
+    if debug_enabled():
+        raise err
+    say_error(unexpected_message(err))
+    return 1
+
+
+def unexpected_message(err: BaseException) -> str:
+    """One line for a failure no command foresaw, saying what to do about it."""
+    import errno
+
+    from codesearch.core.errors import REBUILD_HINT, CodesearchError, one_line
+
+    if isinstance(err, CodesearchError | ValueError):
+        return one_line(err)
+    if isinstance(err, OSError) and err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"{err.filename or 'a file'} cannot be written or read: {err.strerror} (check its permissions)"
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        return f"no space left on the device ({err.filename or 'writing the index'}): free some, then retry"
+    text = f"{type(err).__module__} {err}".lower()
+    if "lance" in text or "arrow" in text:
+        return f"the index cannot be read ({one_line(err)}): {REBUILD_HINT}"
+    return f"{one_line(err)} (unexpected: rerun with {DEBUG_ENV}=1 to see the traceback)"

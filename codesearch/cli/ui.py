@@ -12,8 +12,24 @@ err_console = Console(stderr=True)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """One line on stderr, then exit: the message is shown as written (a path or a query
+    with brackets is no markup) and a message of several lines keeps its first."""
+    say_error(message)
     raise typer.Exit(code)
+
+
+def say_error(message: str) -> None:
+    from rich.markup import escape
+
+    lines = message.strip().splitlines() or ["failed"]
+    err_console.print(f"[bold red]error:[/] {escape(lines[0])}", highlight=False, soft_wrap=True)
+
+
+def note(message: str) -> None:
+    """A dim remark on stderr (kept out of piped and JSON output)."""
+    from rich.markup import escape
+
+    err_console.print(f"[dim]{escape(message)}[/]", highlight=False, soft_wrap=True)
 
 
 class RichProgress:

@@ -6,6 +6,8 @@ Every layer raises these; the CLI, the hooks and the servers catch `CodesearchEr
 
 from __future__ import annotations
 
+import os
+
 
 class CodesearchError(Exception):
     """A problem the user can act on; `str(err)` is one line that says what to do."""
@@ -13,6 +15,15 @@ class CodesearchError(Exception):
 
 class IndexError_(CodesearchError, RuntimeError):
     """An index problem with a one-line message for the user."""
+
+
+class DamagedIndexError(IndexError_):
+    """Part of an index cannot be read (truncated, deleted or garbled files); only a
+    rebuild repairs it, so the message always says `codesearch index --rebuild`."""
+
+
+class ReadOnlyIndexError(IndexError_):
+    """The index folder cannot be written: searching works, indexing does not."""
 
 
 class LockTimeout(CodesearchError, RuntimeError):
@@ -49,6 +60,20 @@ class HookError(CodesearchError, RuntimeError):
 
 # What a command reports as one line: our errors, and bad arguments found deep down.
 USER_ERRORS: tuple[type[BaseException], ...] = (CodesearchError, ValueError)
+
+
+REBUILD_HINT = "run `codesearch index --rebuild`"
+DEBUG_ENV = "CODESEARCH_DEBUG"  # set (to anything but 0) to see tracebacks
+
+
+def damaged(index_dir: object, what: str) -> DamagedIndexError:
+    """The one-line error for an index that cannot be read as it is."""
+    return DamagedIndexError(f"the index at {index_dir} is damaged ({what}): {REBUILD_HINT}, "
+                             f"or delete {index_dir}")
+
+
+def debug_enabled() -> bool:
+    return os.environ.get(DEBUG_ENV, "") not in ("", "0")
 
 
 def one_line(err: BaseException, limit: int = 300) -> str:

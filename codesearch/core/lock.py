@@ -113,9 +113,8 @@ def index_lock(
                 _held[key] -= 1
         return
 
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = _lock_current_file(index_dir, path, timeout, on_wait)
     try:
-        _acquire(fd, index_dir, timeout, on_wait)
         _write_holder(fd)
         with _held_guard:
             _held[key] = 1
@@ -129,6 +128,35 @@ def index_lock(
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def _lock_current_file(
+    index_dir: Path, path: Path, timeout: float, on_wait: Callable[[str], None] | None
+) -> int:
+    """A locked descriptor of the lock file now at `path`.
+
+    `index --rebuild` swaps a new index folder in while others wait on the old one's lock
+    file: a waiter that wins a file no longer at `path` locks the new one instead.
+    """
+    deadline = time.monotonic() + max(0.0, timeout)
+    while True:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            _acquire(fd, index_dir, max(0.0, deadline - time.monotonic()), on_wait)
+        except BaseException:
+            os.close(fd)
+            raise
+        held = os.fstat(fd)
+        try:
+            current = os.stat(path)
+            if (current.st_dev, current.st_ino) == (held.st_dev, held.st_ino):
+                return fd
+        except FileNotFoundError:
+            pass  # between the two renames of a swap: look again
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+        on_wait = None  # said once already
 
 
 def _acquire(fd: int, index_dir: Path, timeout: float, on_wait: Callable[[str], None] | None) -> None:

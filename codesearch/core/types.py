@@ -10,6 +10,10 @@ from dataclasses import dataclass, field, fields
 
 # The folder, inside an indexed root, that holds its index.
 INDEX_DIRNAME = ".codesearch"
+# Beside it while `index --rebuild` builds the new index, swapped in when done (and
+# the old index set aside, where the swap takes two renames).
+REBUILD_DIRNAME = INDEX_DIRNAME + ".rebuild"
+ASIDE_DIRNAME = INDEX_DIRNAME + ".old"
 
 MODES = ("hybrid", "text", "vector")
 CONTENT_TYPES = ("code", "docs", "all")

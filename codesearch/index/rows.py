@@ -19,6 +19,8 @@ import hashlib
 import json
 import os
 import signal
+import sys
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor, Future
@@ -206,17 +208,55 @@ def chunk_batch(jobs: Sequence[ChunkJob], spec: BudgetSpec) -> ChunkedBatch:
     return ChunkedBatch(files, row_columns(rows))
 
 
-def _init_worker() -> None:
+def _init_worker(parent: int, parent_is_main_thread: bool = False) -> None:
     # Ctrl-C goes to the whole process group: the parent decides what happens,
     # workers just stop when it shuts the pool down (no tracebacks from them).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(parent, parent_is_main_thread)
+
+
+# A worker blocks on a queue whose write end it holds itself, so a parent killed with
+# SIGKILL leaves it waiting forever (and the resource tracker with it). Linux kills it
+# with its parent; elsewhere a thread notices the parent is gone within a second.
+_PR_SET_PDEATHSIG = 1
+PARENT_POLL_SECONDS = 1.0
+
+
+def die_with_parent(parent: int, parent_is_main_thread: bool) -> None:
+    """End this process when `parent` ends.
+
+    The kernel's parent-death signal fires when the *thread* that started the child ends,
+    so it is only asked for when that was the parent's main thread; the watching thread
+    covers every case, a second later.
+    """
+    import threading
+
+    if parent_is_main_thread and sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # it died before we asked
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(PARENT_POLL_SECONDS)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="codesearch-parent-watch", daemon=True).start()
 
 
 def _spawn_executor(workers: int) -> Executor:
     import multiprocessing
+    import threading
     from concurrent.futures import ProcessPoolExecutor
 
+    # The workers are started below, on this thread (one per submitted task).
+    on_main = threading.current_thread() is threading.main_thread()
     executor = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
+                                   initargs=(os.getpid(), on_main),
                                    mp_context=multiprocessing.get_context("spawn"))
     for _ in range(workers):
         executor.submit(os.getpid)  # one process is spawned per submitted task

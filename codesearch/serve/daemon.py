@@ -6,6 +6,9 @@ in the background (one per index, on a Unix socket); later queries send it a
 line of JSON and get the result back. It reloads the index whenever the
 manifest changes (never stale after a re-index) and exits after an idle
 timeout. Any failure to reach it falls back to searching in-process.
+
+At most CODESEARCH_MAX_SERVERS (default 4) run per user: one that starts stops the
+least recently used. None starts for a read-only or an empty index (cli.main).
 """
 
 from __future__ import annotations
@@ -25,21 +28,57 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
+from codesearch.core.checks import clean_query
+
 PROTOCOL = 1
 DEFAULT_IDLE_SECONDS = 900.0
+# Warm servers one user may run at once (each holds 180-310 MB); the least recently
+# used exits when another starts.
+DEFAULT_MAX_SERVERS = 4
+MAX_SERVERS_ENV = "CODESEARCH_MAX_SERVERS"
+
+
+def socket_dir() -> Path:
+    """This user's folder of server sockets; OSError when it cannot be used safely
+    (another user's, open to others, or not a folder): queries then run in-process."""
+    import stat
+
+    base = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / f"codesearch-{os.getuid()}"
+    base.mkdir(mode=0o700, exist_ok=True)
+    info = os.lstat(base)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise OSError(f"{base} is not a folder of this user's")
+    if info.st_mode & 0o077:
+        os.chmod(base, 0o700)  # ours, but readable by others: a socket there is a door
+    return base
 
 
 def socket_path(index_dir: Path) -> Path:
     """Short and per-user: Unix socket paths are limited to about 100 bytes."""
     key = hashlib.blake2b(str(index_dir.resolve()).encode(), digest_size=8).hexdigest()
-    base = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / f"codesearch-{os.getuid()}"
-    base.mkdir(mode=0o700, exist_ok=True)
-    return base / f"{key}.sock"
+    return socket_dir() / f"{key}.sock"
+
+
+def max_servers() -> int:
+    """How many warm servers one user may have at once (CODESEARCH_MAX_SERVERS, default 4;
+    0: none, every query searches in its own process)."""
+    raw = os.environ.get(MAX_SERVERS_ENV, "").strip()
+    try:
+        return max(0, int(raw)) if raw else DEFAULT_MAX_SERVERS
+    except ValueError:
+        return DEFAULT_MAX_SERVERS
 
 
 def request(index_dir: Path, payload: dict[str, Any], timeout: float = 30.0) -> dict[str, Any] | None:
     """Send one request to the index's server; None if no server answers."""
-    path = socket_path(index_dir)
+    try:
+        path = socket_path(index_dir)
+    except OSError:
+        return None
+    return _request_at(path, payload, timeout)
+
+
+def _request_at(path: Path, payload: dict[str, Any], timeout: float) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
@@ -53,9 +92,10 @@ def request(index_dir: Path, payload: dict[str, Any], timeout: float = 30.0) -> 
                 if not part:
                     break
                 data += part
-        return json.loads(data) if data else None
+        answer = json.loads(data) if data else None
     except (OSError, ValueError):
         return None
+    return answer if isinstance(answer, dict) else None  # garbage that parses is no answer
 
 
 def launch_detached(args: list[str], index_dir: Path, log_name: str) -> subprocess.Popen[bytes]:
@@ -77,8 +117,15 @@ def _launch(index_dir: Path, idle_seconds: float) -> subprocess.Popen[bytes]:
 
 
 def start(index_dir: Path, idle_seconds: float = DEFAULT_IDLE_SECONDS, wait: float = 60.0) -> bool:
-    """Start a server for this index in the background and wait until it answers."""
-    proc = _launch(index_dir, idle_seconds)
+    """Start a server for this index in the background and wait until it answers
+    (False when none can run: no socket folder, an unwritable log, the limit at 0)."""
+    if max_servers() == 0:
+        return False
+    try:
+        socket_dir()
+        proc = _launch(index_dir, idle_seconds)
+    except OSError:
+        return False
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         answer = request(index_dir, {"op": "ping"}, timeout=2.0)
@@ -103,6 +150,18 @@ def options_to_dict(options: Any) -> dict[str, Any]:
     return data
 
 
+def checked_options(options: Any) -> Any:
+    """The options with their languages as the index names them; ValueError (one line)
+    for anything a search cannot honour."""
+    from dataclasses import replace
+
+    from codesearch.core.checks import check_search_options
+    from codesearch.source.languages import canonical_language
+
+    check_search_options(options)
+    return replace(options, languages=tuple(canonical_language(lang) for lang in options.languages))
+
+
 def options_from_dict(data: dict[str, Any]) -> Any:
     from codesearch.core.types import SearchOptions
     from codesearch.search.ranking import RankingConfig
@@ -117,12 +176,17 @@ def options_from_dict(data: dict[str, Any]) -> Any:
 
 
 class _State:
-    def __init__(self, index_dir: Path, idle_seconds: float, embedder: Any = None):
+    def __init__(self, index_dir: Path, idle_seconds: float, embedder: Any = None,
+                 standalone: bool = False):
         from codesearch.api import Index
 
         self.index_dir = index_dir
         self.idle_seconds = idle_seconds
         self.last_used = time.monotonic()
+        self.last_used_at = time.time()  # compared across servers: least recently used exits
+        # A standalone server logs tracebacks to its log; a thread server inside `codesearch
+        # index` writes to the user's terminal, which gets the one line only.
+        self.standalone = standalone
         self.lock = threading.Lock()
         # An indexer serving on a thread lends its model: no second copy, no load time.
         self.index = Index.at(index_dir, embedder=embedder)
@@ -139,17 +203,20 @@ def _bind(state: _State) -> _Server:
     from codesearch.search.render import result_to_json
 
     path = socket_path(state.index_dir)
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
+    _clear_path(path)
 
     class Handler(socketserver.StreamRequestHandler):
         def handle(self) -> None:
             line = self.rfile.readline()
+            if not line.strip():
+                return  # a connection that only checks someone listens
             try:
                 payload = json.loads(line)
+                if not isinstance(payload, dict):
+                    raise ValueError("a request is one JSON object a line")
                 answer = _answer(state, payload, result_to_json)
             except Exception as err:  # noqa: BLE001 (the client shows the one line)
-                answer = {"ok": False, "error": str(err).splitlines()[0] if str(err) else repr(err)}
+                answer = {"ok": False, "error": _error_line(state, err)}
             self.wfile.write(json.dumps(answer).encode() + b"\n")
             if payload_is_stop(line):
                 threading.Thread(target=server.shutdown, daemon=True).start()
@@ -160,11 +227,36 @@ def _bind(state: _State) -> _Server:
     return server
 
 
+def _clear_path(path: Path) -> None:
+    """Make room for our socket: a dead server's socket, or garbage left at the path (the
+    folder is this user's alone, so whatever is there is ours to remove)."""
+    import shutil
+
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def _error_line(state: _State, err: Exception) -> str:
+    """What the client shows: one line; the traceback goes to a standalone server's log."""
+    from codesearch.core.errors import one_line
+    from codesearch.store.health import storage_error
+
+    known = storage_error(state.index_dir, err)
+    if known is None and state.standalone:
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+    return one_line(known if known is not None else err)
+
+
 def serve(index_dir: Path, idle_seconds: float = DEFAULT_IDLE_SECONDS) -> int:
     if request(index_dir, {"op": "ping"}, timeout=2.0):
         return 0  # another server already answers for this index
-    state = _State(index_dir, idle_seconds)
+    state = _State(index_dir, idle_seconds, standalone=True)
     server = _bind(state)
+    evict_least_recent(max_servers() - 1, keep=socket_path(index_dir))
     watchdog = threading.Thread(target=_idle_watch, args=(state, server), daemon=True)
     watchdog.start()
     try:
@@ -226,9 +318,10 @@ class ThreadServer:
         _unlink_if_ours(self.index_dir, self.server)
 
     def hand_over(self) -> None:
-        """Stop serving; if anyone queried meanwhile, leave a standalone server behind."""
+        """Stop serving; if anyone queried meanwhile, leave a standalone server behind
+        (not for an index with nothing in it)."""
         self.close()
-        if self.queries:
+        if self.queries and _has_chunks(self.index_dir):
             spawn(self.index_dir)
 
 
@@ -252,6 +345,8 @@ def serve_while_indexing(index_dir: Path) -> ThreadServer | None:
 
 def spawn(index_dir: Path, idle_seconds: float = DEFAULT_IDLE_SECONDS) -> None:
     """Start a standalone server without waiting for it (an indexer hands over on exit)."""
+    if max_servers() == 0:
+        return
     with contextlib.suppress(OSError):
         _launch(index_dir, idle_seconds)
 
@@ -271,18 +366,110 @@ def _idle_watch(state: _State, server: socketserver.BaseServer) -> None:
             return
 
 
+def _has_chunks(index_dir: Path) -> bool:
+    from codesearch.store.manifest import read_manifest
+
+    try:
+        manifest = read_manifest(index_dir)
+    except Exception:  # noqa: BLE001 (a damaged index gets no server either)
+        return False
+    return manifest is not None and manifest.chunks > 0
+
+
+def rss_bytes() -> int | None:
+    """This process's resident memory (Linux /proc; elsewhere the peak, or None)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
+    except (ImportError, OSError):
+        return None
+
+
+def servers() -> list[dict[str, Any]]:
+    """The ping answers of this user's running servers (each with its socket `path`);
+    sockets nobody listens on any more are removed on the way."""
+    try:
+        base = socket_dir()
+    except OSError:
+        return []
+    found = []
+    for path in sorted(base.glob("*.sock")):
+        answer = _request_at(path, {"op": "ping"}, timeout=1.0)
+        if answer is None:
+            if _dead_socket(path):
+                _clear_path(path)
+            continue
+        found.append({**answer, "path": str(path)})
+    return found
+
+
+def _dead_socket(path: Path) -> bool:
+    """Nothing listens there (refused), or it is no socket at all; a busy server is alive."""
+    import errno
+    import stat
+
+    try:
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            return True
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(1.0)
+            sock.connect(str(path))
+        return False
+    except FileNotFoundError:
+        return False
+    except OSError as err:
+        return err.errno in (errno.ECONNREFUSED, errno.ENOTSOCK)
+
+
+def evict_least_recent(keep_at_most: int, keep: Path | None = None) -> list[int]:
+    """Stop this user's least recently used standalone servers until at most
+    `keep_at_most` others than `keep` run; returns the pids asked to stop."""
+    others = [s for s in servers() if s.get("standalone") and s["path"] != str(keep)]
+    others.sort(key=lambda s: float(s.get("last_used_at") or 0.0))
+    stopped = []
+    for server in others[: max(0, len(others) - max(0, keep_at_most))]:
+        if _request_at(Path(server["path"]), {"op": "stop"}, timeout=5.0):
+            stopped.append(int(server.get("pid") or 0))
+    return stopped
+
+
 def _answer(state: _State, payload: dict[str, Any], to_json: Any) -> dict[str, Any]:
     op = payload.get("op")
-    state.last_used = time.monotonic()
+    if op not in ("ping", "stop"):  # asking after a server is no use of it
+        state.last_used = time.monotonic()
+        state.last_used_at = time.time()
     if op == "ping":
-        return {"ok": True, "pid": os.getpid(), "index": str(state.index_dir), "protocol": PROTOCOL}
+        return {"ok": True, "pid": os.getpid(), "index": str(state.index_dir), "protocol": PROTOCOL,
+                "standalone": state.standalone, "last_used_at": state.last_used_at,
+                "queries": state.queries, "rss_bytes": rss_bytes()}
     if op == "stop":
         return {"ok": True}
-    if op == "search":
+    if op in ("search", "cli_query"):
         state.queries += 1
         with state.lock:
-            options = options_from_dict(payload.get("options", {}))
-            result = state.index.run(payload["query"], options)
+            options = checked_options(options_from_dict(payload.get("options", {})))
+            result = state.index.run(clean_query(str(payload.get("query", ""))), options)
             data = to_json(result, str(state.index_dir), state.index.searcher().manifest.model)
+        if op == "cli_query":  # the thin client (cli/thin.py) prints this as it is
+            return {"ok": True, "stdout": _cli_text(data, payload)}
         return {"ok": True, "result": data}
     return {"ok": False, "error": f"unknown request '{op}'"}
+
+
+def _cli_text(data: dict[str, Any], payload: dict[str, Any]) -> str:
+    """What `codesearch query` prints for this result on the client's terminal."""
+    from codesearch.search.render import answer_text
+
+    lines, terminal = payload.get("lines"), payload.get("terminal")
+    if not isinstance(lines, int) or lines < 1 or not isinstance(terminal, dict):
+        raise ValueError("cli_query needs lines (at least 1) and terminal")
+    return answer_text(data, lines, bool(payload.get("json")), terminal)

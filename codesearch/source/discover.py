@@ -23,13 +23,14 @@ import os
 import stat
 import subprocess
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 import pathspec
 
-from codesearch.core.types import INDEX_DIRNAME
+from codesearch.core.text import decode_bytes
+from codesearch.core.types import ASIDE_DIRNAME, INDEX_DIRNAME, REBUILD_DIRNAME
 from codesearch.source import languages
 from codesearch.source.languages import detect_language
 
@@ -41,12 +42,13 @@ DOC_LANGUAGES = frozenset(getattr(languages, "DOC_LANGUAGES", ("markdown", "rst"
 # Skipped wherever they appear: VCS metadata, our own index, dependency trees,
 # interpreter and tool caches. None of these names is plausible for source folders.
 SKIP_DIR_NAMES = frozenset({
-    ".git", ".hg", ".svn", ".bzr", INDEX_DIRNAME,
+    ".git", ".hg", ".svn", ".bzr", INDEX_DIRNAME, REBUILD_DIRNAME, ASIDE_DIRNAME,
     "node_modules", "bower_components", "__pycache__", ".venv", "venv",
     ".tox", ".nox", ".eggs", ".mypy_cache", ".pytest_cache", ".ruff_cache", ".hypothesis",
     ".next", ".nuxt", ".svelte-kit", ".parcel-cache", ".turbo", ".gradle",
 })
-UNCOUNTED_DIR_NAMES = frozenset({".git", ".hg", ".svn", ".bzr", INDEX_DIRNAME})
+UNCOUNTED_DIR_NAMES = frozenset({".git", ".hg", ".svn", ".bzr", INDEX_DIRNAME, REBUILD_DIRNAME,
+                                 ASIDE_DIRNAME})
 # A folder holding one of these files is a virtualenv or a tagged cache (the Cache
 # Directory Tagging spec, written by cargo, pytest, mypy, ruff ...).
 SKIP_DIR_MARKERS = ("pyvenv.cfg", "CACHEDIR.TAG")
@@ -95,6 +97,16 @@ class DiscoveryStats:
     skipped_unreadable: int = 0
     skipped_symlink: int = 0  # leaves the root, dangling, loops, or points at a folder
     skipped_other: int = 0  # not source: unknown language, or docs when include_docs is off
+    # Names that are not UTF-8 (a Latin-1 `caf\xe9.py`): an index stores paths as text, and
+    # a path it cannot give back exactly would name a file that is not there.
+    skipped_bad_name: int = 0
+    # Files and folders (relative paths) that exist but could not be read: what the index
+    # holds under them is kept, not removed as if they were gone.
+    unreadable: list[str] = field(default_factory=list)
+
+    def may_hold(self, path: str) -> bool:
+        """Whether `path` may exist unseen, inside something unreadable."""
+        return any(path == u or path.startswith(u + "/") for u in self.unreadable)
 
 
 @dataclass(frozen=True)
@@ -365,8 +377,11 @@ def _walk_candidates(root: Path, rules: _Rules, stats: DiscoveryStats) -> list[s
         try:
             with os.scandir(os.path.join(root, directory)) as it:
                 entries = list(it)
+        except FileNotFoundError:
+            continue  # removed while we walked
         except OSError:
             stats.skipped_unreadable += 1
+            stats.unreadable.append(directory)
             continue
         for entry in entries:
             rel = f"{directory}/{entry.name}" if directory else entry.name
@@ -401,6 +416,9 @@ class _Examiner:
 
     def examine(self, rel: str) -> SourceFile | None:
         """The file, or None (counted in stats) when a rule rejects it or it vanished."""
+        if not _utf8_name(rel):
+            self.stats.skipped_bad_name += 1
+            return None
         full = os.path.join(self.root, rel)
         try:
             st = os.lstat(full)
@@ -408,6 +426,7 @@ class _Examiner:
             return None
         except OSError:
             self.stats.skipped_unreadable += 1
+            self.stats.unreadable.append(rel)
             return None
         if stat.S_ISLNK(st.st_mode):
             target = self._symlink_target(full)
@@ -444,8 +463,11 @@ class _Examiner:
         try:
             with open(full, "rb") as fh:
                 head = fh.read(HEAD_BYTES)
+        except FileNotFoundError:
+            return None
         except OSError:
             self.stats.skipped_unreadable += 1
+            self.stats.unreadable.append(rel)
             return None
         if language is None:
             language = detect_language(rel, _first_line(head))
@@ -460,6 +482,14 @@ class _Examiner:
 
     def _unwanted_docs(self, language: str) -> bool:
         return language in DOC_LANGUAGES and not self.options.include_docs
+
+
+def _utf8_name(rel: str) -> bool:
+    try:
+        rel.encode("utf-8")  # undecodable bytes became lone surrogates (os.fsdecode)
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @lru_cache(maxsize=8192)
@@ -488,7 +518,8 @@ def is_binary(head: bytes) -> bool:
 
 
 def read_text(file: SourceFile) -> tuple[str, bool]:
-    """(text, had_decode_errors): BOM stripped, invalid bytes replaced; OSError if unreadable.
+    """(text, had_decode_errors): BOM stripped; OSError if unreadable. Bytes that are not
+    UTF-8 are read as Windows-1252, the rest of the file as UTF-8 still (core.text).
 
     Line endings are left as they are on disk so line numbers match the file.
     """
@@ -500,10 +531,7 @@ def read_text(file: SourceFile) -> tuple[str, bool]:
             return data.decode("utf-16", errors="replace"), True
     if data.startswith(UTF8_BOM):
         data = data[len(UTF8_BOM):]
-    try:
-        return data.decode("utf-8"), False
-    except UnicodeDecodeError:
-        return data.decode("utf-8", errors="replace"), True
+    return decode_bytes(data)
 
 
 def _check_root(root: Path) -> Path:
@@ -572,7 +600,7 @@ def files_from_paths(
         if found is not None:
             files.append(found)
     found_paths = {f.path for f in files}
-    return files, [p for p in wanted if p not in found_paths]
+    return files, [p for p in wanted if p not in found_paths and not stats.may_hold(p)]
 
 
 def _git_filter(root: Path, paths: list[str]) -> set[str] | None:

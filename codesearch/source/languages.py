@@ -416,6 +416,18 @@ CODE_LANGUAGES: tuple[str, ...] = tuple(n for n, s in LANGUAGES.items() if s.gra
 DOC_LANGUAGES: tuple[str, ...] = tuple(n for n, s in LANGUAGES.items() if s.content_type == "docs")
 
 
+def canonical_language(name: str) -> str:
+    """A language name as the index stores it, from its name or a file extension
+    (`Python`, `py`, `.ts`); ValueError listing the known names otherwise."""
+    wanted = name.strip().lower()
+    if wanted in LANGUAGES:
+        return wanted
+    by_extension = EXTENSIONS.get("." + wanted.lstrip("."))
+    if by_extension is not None:
+        return by_extension
+    raise ValueError(f"unknown language {name!r}: choose from {', '.join(sorted(LANGUAGES))}")
+
+
 def spec_for(language: str | None) -> LanguageSpec | None:
     """The chunking table of a language, or None when it has none (plain text)."""
     return LANGUAGES.get(language) if language else None

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codesearch.core.errors import IndexError_
+from codesearch.core.errors import IndexError_, damaged
 from codesearch.embed.registry import ModelProfile
 
 SCHEMA_VERSION = 1
@@ -39,8 +39,30 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        """Raises ValueError when a field has the wrong type (a garbled file that still parses)."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a JSON object was expected, not {type(data).__name__}")
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        for name, value in known.items():
+            wanted = _FIELD_TYPES.get(name)
+            if wanted is not None and not _has_type(value, wanted):
+                raise ValueError(f"field {name!r} holds {value!r}")
         return cls(**known)
+
+
+# What each field must hold (None allowed only where the default is None).
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "schema_version": (int,), "codesearch_version": (str,), "model": (str,),
+    "fingerprint": (str,), "dim": (int,), "precision": (str,), "created_at": (int, float),
+    "indexed_at": (int, float), "files": (int,), "chunks": (int,), "vectors_pending": (int,),
+    "complete": (bool,), "profile": (dict,), "calibration": (dict, type(None)), "extra": (dict,),
+}
+
+
+def _has_type(value: Any, wanted: tuple[type, ...]) -> bool:
+    if isinstance(value, bool) and bool not in wanted:
+        return False  # JSON true is not a count
+    return isinstance(value, wanted)
 
 
 def manifest_path(index_dir: Path) -> Path:
@@ -48,13 +70,22 @@ def manifest_path(index_dir: Path) -> Path:
 
 
 def read_manifest(index_dir: Path) -> Manifest | None:
+    """The manifest, or None when there is none. A file that does not parse is a
+    DamagedIndexError (only a rebuild helps); one we may not read, an IndexError_."""
     path = manifest_path(index_dir)
     try:
-        return Manifest.from_dict(json.loads(path.read_text()))
+        raw = path.read_bytes()
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as err:
-        raise IndexError_(f"cannot read {path}: {err}") from None
+    except IsADirectoryError:
+        raise damaged(index_dir, f"{path.name} is a folder") from None
+    except OSError as err:
+        raise IndexError_(f"cannot read {path}: {err.strerror or err}") from None
+    try:
+        return Manifest.from_dict(json.loads(raw.decode("utf-8")))
+    except (ValueError, TypeError) as err:  # JSON, UTF-8 and field errors are ValueErrors
+        what = "empty" if not raw.strip() else str(err).splitlines()[0][:120]
+        raise damaged(index_dir, f"{path.name}: {what}") from None
 
 
 def write_manifest(index_dir: Path, manifest: Manifest) -> None:

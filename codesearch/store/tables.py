@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from codesearch.core.errors import IndexError_  # noqa: F401 (re-exported)
+from codesearch.core.errors import IndexError_, damaged  # noqa: F401 (re-exported)
 from codesearch.core.types import INDEX_DIRNAME  # noqa: F401 (re-exported)
 from codesearch.store.manifest import (  # noqa: F401 (re-exported)
     SCHEMA_VERSION,
@@ -37,6 +38,9 @@ if TYPE_CHECKING:  # numpy stays out of `status` and the warm-query client
 
 
 LEXICAL_COLUMNS = ("lex_symbol", "lex_path", "lex_body")
+# A fast model's float32 vectors by content hash (the static tier, index.build): they answer
+# vector search until the index model has embedded the chunks.
+INTERIM_VECTORS = "interim_vectors"
 
 
 def import_lancedb() -> Any:
@@ -143,8 +147,13 @@ class IndexStore:
                  *, db: Any = None):
         lancedb = import_lancedb()
         self.index_dir = index_dir
+        self._local = db is None  # a store of many repositories reports its own errors
+        if self._local:
+            _check_tables_folder(index_dir)
         self.db = db if db is not None else lancedb.connect(str(index_dir / "lance"))
         names = set(self._table_names())
+        if self._local:
+            _check_table_names(index_dir, names)
         self.chunks = self._open_or_create("chunks", self._chunk_schema(), names)
         if "chunks" not in names:
             # Empty full-text indexes at once: until `ensure_fts` builds them, queries
@@ -154,8 +163,9 @@ class IndexStore:
                 self._create_fts(column)
         self.files = self._open_or_create("files", self._file_schema(), names)
         self.vectors = None
+        self._interim: Any | None = None
         if "vectors" in names:
-            self.vectors = self.db.open_table("vectors")
+            self.vectors = self._open("vectors")
         elif dim:
             self.vectors = self.db.create_table("vectors", schema=self._vector_schema(dim, precision))
 
@@ -182,8 +192,16 @@ class IndexStore:
 
     def _open_or_create(self, name: str, schema: Any, names: set[str]) -> Any:
         if name in names:
-            return self.db.open_table(name)
+            return self._open(name)
         return self.db.create_table(name, schema=schema)
+
+    def _open(self, name: str) -> Any:
+        try:
+            return self.db.open_table(name)
+        except Exception as err:  # noqa: BLE001 (a truncated or garbled version file)
+            if not self._local:
+                raise
+            raise damaged(self.index_dir, f"table {name} cannot be opened: {lance_reason(err)}") from None
 
     @staticmethod
     def _chunk_schema() -> Any:
@@ -280,25 +298,45 @@ class IndexStore:
             self.chunks.delete(_in_list("path", part))
             self.files.delete(_in_list("path", part))
 
-    def add_vectors(self, hashes: Sequence[str], columns: dict[str, np.ndarray]) -> None:
-        """Store one row per content hash; `columns` as the vectors schema names them."""
+    def add_vectors(
+        self, hashes: Sequence[str], columns: dict[str, np.ndarray], table: Any | None = None
+    ) -> None:
+        """Store one row per content hash; `columns` as the vectors schema names them.
+        `table`: another vectors table than the index model's (`interim_vectors`)."""
         import numpy as np
         import pyarrow as pa
 
         if not hashes:
             return
-        assert self.vectors is not None, "vectors table needs a dimension"
+        target = table if table is not None else self.vectors
+        assert target is not None, "vectors table needs a dimension"
         data: dict[str, Any] = {"content_hash": pa.array(list(hashes))}
         for name, matrix in columns.items():
             flat = pa.array(np.ascontiguousarray(matrix).ravel())
             data[name] = pa.FixedSizeListArray.from_arrays(flat, matrix.shape[1])
-        table = pa.table(data)
         (
-            self.vectors.merge_insert("content_hash")
+            target.merge_insert("content_hash")
             .when_matched_update_all()
             .when_not_matched_insert_all()
-            .execute(table)
+            .execute(pa.table(data))
         )
+
+    def interim_vectors(self, dim: int | None = None) -> Any | None:
+        """The interim tier's table (INTERIM_VECTORS): opened if it exists, else created
+        when `dim` is given, else None."""
+        if self._interim is None:
+            if INTERIM_VECTORS in self._table_names():
+                self._interim = self._open(INTERIM_VECTORS)
+            elif dim:
+                self._interim = self.db.create_table(
+                    INTERIM_VECTORS, schema=self._vector_schema(dim, "float32"))
+        return self._interim
+
+    def drop_interim_vectors(self) -> None:
+        """Drop the interim tier (vectors of another model than the one now asked for)."""
+        if INTERIM_VECTORS in self._table_names():
+            self.db.drop_table(INTERIM_VECTORS)
+        self._interim = None
 
     def ensure_fts(self) -> bool:
         """Build the full-text indexes of a new table; later rows are folded in by optimize().
@@ -348,7 +386,7 @@ class IndexStore:
         """
         from datetime import timedelta
 
-        for table in (self.chunks, self.files, self.vectors):
+        for table in (self.chunks, self.files, self.vectors, self._interim):
             if table is not None:
                 table.optimize(cleanup_older_than=timedelta(minutes=10))
 
@@ -361,10 +399,12 @@ class IndexStore:
         """The content hash of every chunk (repeats when chunks share content)."""
         return scan(self.chunks, ["content_hash"])["content_hash"].to_pylist()
 
-    def vector_hashes(self) -> set[str]:
-        if self.vectors is None:
+    def vector_hashes(self, table: Any | None = None) -> set[str]:
+        """Content hashes with a vector in the index model's table (or in `table`)."""
+        table = table if table is not None else self.vectors
+        if table is None:
             return set()
-        return set(scan(self.vectors, ["content_hash"])["content_hash"].to_pylist())
+        return set(scan(table, ["content_hash"])["content_hash"].to_pylist())
 
     def rows_by_id(self, ids: Sequence[str], columns: Sequence[str]) -> list[dict[str, Any]]:
         if not ids:
@@ -393,6 +433,42 @@ class IndexStore:
     def count_chunks(self) -> int:
         return self.chunks.count_rows()
 
+
+
+# A Rust source location LanceDB appends to its messages, and the raw bytes it quotes:
+# noise for the user.
+_RUST_PLACE = re.compile(r",?\s*/\S+\.rs:\d+:\d+\s*$")
+_RAW_BYTES = re.compile(r",\s*bytes: b(\"|').*$")
+
+
+def lance_reason(err: BaseException) -> str:
+    """The useful first line of a LanceDB or Arrow error."""
+    lines = str(err).strip().splitlines()
+    text = lines[0] if lines else type(err).__name__
+    text = _RAW_BYTES.sub("", _RUST_PLACE.sub("", text)).removeprefix("lance error: ").strip()
+    return text[:160]
+
+
+def _recorded(index_dir: Path) -> bool:
+    """Whether an index run ever recorded rows here (a first build killed before that
+    has tables still to create, which is no damage)."""
+    manifest = read_manifest(index_dir)
+    return manifest is not None and manifest.indexed_at > 0
+
+
+def _check_tables_folder(index_dir: Path) -> None:
+    # Checked before connecting: LanceDB would create the folder, and an empty index
+    # would answer every query with nothing.
+    if not (index_dir / "lance").is_dir() and _recorded(index_dir):
+        raise damaged(index_dir, "its tables are gone (no lance folder)")
+
+
+def _check_table_names(index_dir: Path, names: set[str]) -> None:
+    missing = [name for name in ("chunks", "files") if name not in names]
+    if missing and _recorded(index_dir):
+        # Recreated empty, the files table would call every file indexed (or the chunks
+        # table would hold rows no file owns): nothing short of a rebuild is right.
+        raise damaged(index_dir, f"table {missing[0]} is missing")
 
 
 def _bare_fts(details: dict[str, Any]) -> bool:

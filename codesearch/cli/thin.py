@@ -1,0 +1,220 @@
+"""`codesearch query` through a warm server, without loading the CLI.
+
+Starting Python and importing typer, rich and the search stack costs most of a query
+from the shell (333 ms median with the server warm, 12-32 ms of it searching). When
+the index's warm server answers, this module forwards the parsed command line and a
+description of the terminal over its socket and prints the server's rendered answer:
+the server renders with the CLI's own code (search/render.py), so text and JSON are
+byte for byte what the full command prints.
+
+It imports only the standard library (never typer, rich, numpy, lancedb or
+onnxruntime: tests/test_thin.py checks). Whenever it is unsure (an option it does not
+know, no index, no server, an index still being built, any error) `run` returns None
+and the full CLI handles the command, starting a server if one is worth it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import sys
+from pathlib import Path
+
+TYPE_CHECKING = False  # not `from typing import ...`: importing typing costs 2 ms here
+if TYPE_CHECKING:
+    from typing import Any
+
+INDEX_DIRNAME = ".codesearch"  # core.types.INDEX_DIRNAME (tests/test_thin.py keeps them equal)
+# The variables rich's Console reads (search.render.TERMINAL_ENV; tests keep them equal).
+TERMINAL_ENV = ("TERM", "COLORTERM", "NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE",
+                "TTY_INTERACTIVE", "COLUMNS", "LINES")
+TIMEOUT = 30.0
+
+# `codesearch query` options this client understands, by spelling -> (name, kind). Any
+# other (--store, --repo, --no-daemon, --help, ...) is left to the full CLI; a test
+# checks that every name here is an option of the typer command with the same meaning.
+_OPTIONS: dict[str, tuple[str, str]] = {
+    "-k": ("k", "int"), "--top": ("k", "int"), "--mode": ("mode", "str"),
+    "--lang": ("lang", "list"), "--path": ("path_glob", "str"), "--content": ("content", "str"),
+    "--lines": ("lines", "int"), "--index": ("index_path", "str"), "--json": ("as_json", "flag"),
+    "--rerank": ("rerank", "str"), "--rerank-top": ("rerank_top", "int"),
+    "--no-rerank": ("no_rerank", "flag"), "--query-model": ("query_model", "str"),
+}
+_DEFAULTS: dict[str, Any] = {
+    "k": 10, "mode": "hybrid", "lang": [], "path_glob": None, "content": "code", "lines": 8,
+    "index_path": None, "as_json": False, "rerank": None, "rerank_top": 40, "no_rerank": False,
+    "query_model": None,
+}
+
+
+class _Unsure(Exception):
+    """Leave this command to the full CLI."""
+
+
+def run(argv: list[str]) -> int | None:
+    """Answer `codesearch query ARGV` from a warm server: the exit code, or None when the
+    full CLI must handle it (nothing has been printed then)."""
+    try:
+        if os.environ.get("CODESEARCH_NO_DAEMON", "") not in ("", "0"):
+            return None
+        args = parse(argv)
+        index_dir = find_index(Path.cwd(), args["index_path"])
+        answer = _request(socket_path(index_dir), _payload(args), TIMEOUT)
+        if answer is None or not answer.get("ok") or not isinstance(answer.get("stdout"), str):
+            return None
+        # Encoded before anything is written: a terminal that cannot show the answer gets the
+        # full CLI's own failure, not half an answer.
+        data = answer["stdout"].encode(sys.stdout.encoding or "utf-8", sys.stdout.errors or "strict")
+    except Exception:  # noqa: BLE001 (any doubt: the full CLI answers, and says what is wrong)
+        return None
+    try:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    except BrokenPipeError:  # `codesearch query ... | head`: the reader has gone
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return 0
+
+
+def parse(argv: list[str]) -> dict[str, Any]:
+    """The query command's arguments as click would read them, or _Unsure."""
+    args = dict(_DEFAULTS, lang=[])
+    text: list[str] = []
+    items = iter(argv)
+    for item in items:
+        if item == "--":
+            text.extend(items)
+            break
+        if not item.startswith("-") or item == "-":
+            text.append(item)
+            continue
+        name, value = _option(item, items)
+        if _OPTIONS[name][1] == "flag":
+            args[_OPTIONS[name][0]] = True
+        elif _OPTIONS[name][1] == "list":
+            args[_OPTIONS[name][0]].append(value)
+        elif _OPTIONS[name][1] == "int":
+            args[_OPTIONS[name][0]] = int(value)  # click's INT: int() of the text
+        else:
+            args[_OPTIONS[name][0]] = value
+    if len(text) != 1 or args["lines"] < 1:
+        raise _Unsure()
+    args["text"] = text[0]
+    return args
+
+
+def _option(item: str, rest: Any) -> tuple[str, str | None]:
+    """(spelling, value) of one option; its value may be attached (`--k=3`, `-k3`) or next."""
+    if item.startswith("--"):
+        name, equals, attached = item.partition("=")
+        value: str | None = attached if equals else None
+    else:
+        name, value = item[:2], (item[2:] or None)
+    kind = _OPTIONS.get(name, ("", "unknown"))[1]
+    if kind == "unknown" or (kind == "flag" and value is not None):
+        raise _Unsure()
+    if kind != "flag" and value is None:
+        value = next(rest, None)
+        if value is None:
+            raise _Unsure()
+    return name, value
+
+
+def _payload(args: dict[str, Any]) -> dict[str, Any]:
+    rerank = None if args["no_rerank"] else (args["rerank"] or os.environ.get("CODESEARCH_RERANK")
+                                             or None)
+    options = {"k": args["k"], "mode": args["mode"], "languages": args["lang"],
+               "path_glob": args["path_glob"], "content": args["content"], "rerank": rerank,
+               "rerank_top": args["rerank_top"], "query_model": args["query_model"]}
+    return {"op": "cli_query", "query": args["text"], "options": options, "lines": args["lines"],
+            "json": args["as_json"], "terminal": terminal()}
+
+
+def terminal() -> dict[str, Any]:
+    """What rich's Console() would detect here (search.render.client_console rebuilds it)."""
+    size = None
+    for fd in (0, 1, 2):  # rich measures the first of stdin, stdout, stderr that is a terminal
+        try:
+            size = tuple(os.get_terminal_size(fd))
+            break
+        except (AttributeError, ValueError, OSError):
+            continue
+    try:
+        isatty = sys.stdout.isatty()
+    except ValueError:
+        isatty = False
+    environ = {k: os.environ[k] for k in TERMINAL_ENV if k in os.environ}
+    return {"isatty": isatty, "encoding": (sys.stdout.encoding or "utf-8").lower(), "size": size,
+            "environ": environ}
+
+
+def find_index(start: Path, explicit: str | None) -> Path:
+    """The index folder the full CLI would search, if it needs no waiting and a server may
+    answer for it (writable, built, not empty); else _Unsure."""
+    if explicit is not None:
+        path = Path(explicit)
+        index_dir = path if path.name == INDEX_DIRNAME else path / INDEX_DIRNAME
+    else:
+        index_dir = _walk_up(start.resolve())
+    try:
+        manifest = json.loads((index_dir / "manifest.json").read_bytes())
+    except (OSError, ValueError) as err:
+        raise _Unsure() from err
+    if not isinstance(manifest, dict) or not os.access(index_dir, os.W_OK):
+        raise _Unsure()
+    ready = manifest.get("indexed_at", 0) or 0
+    if not ready > 0 or not (manifest.get("chunks", 0) or 0) > 0:
+        raise _Unsure()
+    return index_dir
+
+
+def _walk_up(here: Path) -> Path:
+    for folder in (here, *here.parents):
+        candidate = folder / INDEX_DIRNAME
+        if (candidate / "manifest.json").exists():
+            return candidate
+        if (candidate / "lock").exists():  # a first build may be starting: the CLI waits
+            raise _Unsure()
+    raise _Unsure()
+
+
+def socket_path(index_dir: Path) -> Path:
+    """serve.daemon.socket_path, without importing the server (tests keep them equal).
+    Only in a folder of this user's that nobody else may enter (as the server checks):
+    a socket planted by someone else would read the queries and write the answers."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if not runtime:
+        import tempfile
+
+        runtime = tempfile.gettempdir()
+    folder = Path(runtime) / f"codesearch-{os.getuid()}"
+    info = os.lstat(folder)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise _Unsure()
+    try:  # hashlib's own blake2b, without loading OpenSSL (2 ms of a 100 ms budget)
+        from _blake2 import blake2b
+    except ImportError:
+        from hashlib import blake2b
+    key = blake2b(str(index_dir.resolve()).encode(), digest_size=8).hexdigest()
+    return folder / f"{key}.sock"
+
+
+def _request(path: Path, payload: dict[str, Any], timeout: float) -> dict[str, Any] | None:
+    """One JSON line to the server, one back; None if no server answers."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(path))
+        sock.sendall(json.dumps(payload).encode() + b"\n")
+        parts = []
+        while True:
+            part = sock.recv(1 << 16)
+            if not part:
+                break
+            parts.append(part)
+            if part.endswith(b"\n"):
+                break
+    answer = json.loads(b"".join(parts)) if parts else None
+    return answer if isinstance(answer, dict) else None

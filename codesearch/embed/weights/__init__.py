@@ -1,0 +1,1 @@
+"""Embedding weights that ship inside codesearch, one package per model (see embed/static.py)."""
