@@ -13,7 +13,8 @@ tier alone, on a repository of about 1,100 files (pip + onnx from this venv, as
 - `index_s`, `chunks_per_s` (embedded by the index model after the full-text tier),
   `peak_rss_mb` (largest process);
 - `warm_ms` / `cold_ms`: `codesearch query` medians as whole processes, with the warm
-  server running (the thin client) / with none (the first query starts it); and
+  server running (the thin client) / with none (the query searches in its own process,
+  then starts the server); and
   `warm_full_cli_ms`, the same warm query through the full CLI (`python -m codesearch`,
   the path every query took before the thin client);
 - `ndcg10`: the development benchmark (`codesearch eval bench/queries`), hybrid (text for
@@ -122,7 +123,8 @@ def peak_rss_and_rate(root: Path, tier: Tier) -> tuple[int, float]:
 
 def query_ms(root: Path, queries: int) -> dict[str, float]:
     """Whole-process query medians: warm thin client, warm full CLI, cold (no server)."""
-    run_timed(cli("query", "warm up", "--json"), root)  # starts the server
+    run_timed(cli("query", "warm up", "--json"), root)  # starts the server after answering
+    wait_for_server(root)
     warm = [run_timed(cli("query", QUERIES[i % len(QUERIES)]), root)[0] for i in range(queries)]
     full_cli = [sys.executable, "-P", "-m", "codesearch", "query"]
     warm_full = [run_timed([*full_cli, QUERIES[i % len(QUERIES)]], root)[0] for i in range(queries)]
@@ -131,10 +133,22 @@ def query_ms(root: Path, queries: int) -> dict[str, float]:
         run_timed(cli("stop-server"), root)
         time.sleep(0.3)
         cold.append(run_timed(cli("query", QUERIES[i % len(QUERIES)]), root)[0])
+        wait_for_server(root)  # the cold query starts one once it has answered
     run_timed(cli("stop-server"), root)
     return {"warm_ms": statistics.median(warm) * 1000, "warm_p95_ms": pct(warm, 95) * 1000,
             "warm_full_cli_ms": statistics.median(warm_full) * 1000,
             "cold_ms": statistics.median(cold) * 1000}
+
+
+def wait_for_server(root: Path, timeout: float = 120.0) -> None:
+    from codesearch.serve import daemon
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if daemon.request(root / ".codesearch", {"op": "ping"}, timeout=2.0) is not None:
+            return
+        time.sleep(0.1)
+    raise RuntimeError("the warm server did not start")
 
 
 def dev_ndcg(tier: Tier, workdir: Path) -> float:

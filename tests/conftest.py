@@ -33,3 +33,19 @@ def minirepo(tmp_path: Path) -> Path:
     target = tmp_path / "minirepo"
     shutil.copytree(FIXTURES / "minirepo", target)
     return target
+
+
+def wait_for_server(index_dir: Path, timeout: float = 60.0) -> dict[str, object]:
+    """The ping answer of the index's warm server, which a first query starts after its
+    answer and does not wait for."""
+    import time
+
+    from codesearch.serve import daemon
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = daemon.request(index_dir, {"op": "ping"}, timeout=2.0)
+        if answer is not None and answer.get("ok"):
+            return answer
+        time.sleep(0.1)
+    raise AssertionError(f"no warm server answered for {index_dir} within {timeout:.0f} s")

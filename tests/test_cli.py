@@ -13,6 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from codesearch.cli.main import app
+from codesearch.core.types import INDEX_DIRNAME
+from tests.conftest import wait_for_server
 
 runner = CliRunner()
 
@@ -106,6 +108,7 @@ def test_real_process_with_warm_query_server(minirepo):
         first = _cli(["query", "ReverseString", "--mode", "text", "--json"], minirepo)
         assert first.returncode == 0, first.stderr
         assert json.loads(first.stdout)["results"][0]["symbol"] == "ReverseString"
+        wait_for_server(minirepo / INDEX_DIRNAME)  # started after the first answer
         (minirepo / "src/net/ports.py").write_text("def parse_port_number(value):\n    return int(value)\n")
         assert _cli(["index", "--lexical-only", "-q"], minirepo).returncode == 0
         second = _cli(["query", "parse_port_number", "--mode", "text", "--json"], minirepo)

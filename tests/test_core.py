@@ -234,5 +234,27 @@ def test_type_declarations_rank_below_code_unless_named():
     named = fuse_and_rank("RetryOptions", lexical, [], candidates, config)
     assert named[0][0] == 0
     flat = fuse_and_rank("retry options with backoff", lexical, [], candidates,
-                         RankingConfig(path_match=False, file_coherence=False, kind_prior=False))
+                         RankingConfig(path_match=False, file_coherence=False, kind_prior=False,
+                                       size_prior=0.0))
     assert flat[0][0] == 0  # the prior, not the scores, made the difference
+
+
+def test_a_question_prefers_the_definition_that_does_the_work():
+    """Of two equal matches, a question ranks the 120-line function above the 3-line
+    predicate named like its words; a query naming the predicate still gets it first."""
+    from codesearch.search.ranking import Candidate, RankingConfig, fuse_and_rank
+
+    candidates = {
+        0: Candidate(0, "lib/uri.rb", "URI.scheme", "method", 10, 12),
+        1: Candidate(1, "lib/uri.rb", "URI.join", "method", 20, 139),
+        2: Candidate(2, "lib/other.rb", "other", "method", 1, 20),
+    }
+    lexical = [(0, 10.0), (1, 9.0), (2, 0.0)]
+    config = RankingConfig(file_coherence=False)
+    question = fuse_and_rank("how is a relative reference resolved", lexical, [], candidates, config)
+    assert [i for i, _ in question][:2] == [1, 0]
+    off = fuse_and_rank("how is a relative reference resolved", lexical, [], candidates,
+                        RankingConfig(file_coherence=False, size_prior=0.0))
+    assert [i for i, _ in off][:2] == [0, 1]
+    named = fuse_and_rank("URI.scheme", lexical, [], candidates, config)
+    assert named[0][0] == 0

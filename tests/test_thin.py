@@ -23,6 +23,7 @@ from codesearch.cli.main import app
 from codesearch.core.types import INDEX_DIRNAME
 from codesearch.search import render
 from codesearch.serve import daemon
+from tests.conftest import wait_for_server
 
 HEAVY = ("typer", "rich", "numpy", "lancedb", "onnxruntime", "click", "torch")
 QUERY = "least recently used cache"
@@ -49,7 +50,7 @@ def served(minirepo: Path) -> Iterator[Path]:
     first = _full_cli(["query", QUERY, "-k", "1"], minirepo)  # starts the server
     assert first.returncode == 0, first.stderr
     index_dir = minirepo / INDEX_DIRNAME
-    assert daemon.request(index_dir, {"op": "ping"}) is not None
+    wait_for_server(index_dir)
     try:
         yield minirepo
     finally:

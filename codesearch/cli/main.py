@@ -305,12 +305,16 @@ def query(
 ) -> None:
     """Search the index of the enclosing folder.
 
-    The first query starts a warm query server for the index (it exits after 15
-    idle minutes), so later queries skip loading the model and the tables.
+    The first query searches in this process, then starts a warm query server for
+    the index (it exits after 15 idle minutes), so later queries skip loading the
+    model and the tables.
     """
     from codesearch.core.checks import check_search_options, clean_query
+    from codesearch.core.process import one_blas_thread
     from codesearch.core.types import SearchOptions
     from codesearch.source.languages import canonical_language
+
+    one_blas_thread()
 
     if lines < 1:
         fail(f"--lines must be at least 1, not {lines}", 2)
@@ -335,6 +339,7 @@ def query(
     use_daemon = (not no_daemon and os.environ.get("CODESEARCH_NO_DAEMON", "") in ("", "0")
                   and _worth_a_server(index_dir))
     data = _query_daemon(index_dir, text, options) if use_daemon else None
+    searched_here = data is None
     if data is None:
         from codesearch.api import Index
         from codesearch.search.render import result_to_json
@@ -352,8 +357,15 @@ def query(
 
     if as_json:
         print_json(data)
-        return
-    render_answer(console, data, lines)
+    else:
+        render_answer(console, data, lines)
+    if searched_here and use_daemon:
+        # Started after the answer is out, not waited for: the first query costs what a
+        # search in this process costs, and the server loads while the user reads.
+        from codesearch.serve import daemon
+
+        sys.stdout.flush()
+        daemon.launch(index_dir)
 
 
 def _query_store(
@@ -424,13 +436,11 @@ def _wait_until_queryable(index_dir: Path, quiet: bool, timeout: float = 900.0) 
 
 
 def _query_daemon(index_dir: Path, text: str, options: Any) -> dict[str, Any] | None:
-    """The result from the index's warm server (started if needed); None to search here."""
+    """The result from the index's warm server; None to search here (no server runs)."""
     from codesearch.serve import daemon
 
     payload = {"op": "search", "query": text, "options": daemon.options_to_dict(options)}
     answer = daemon.request(index_dir, payload)
-    if answer is None and daemon.start(index_dir):
-        answer = daemon.request(index_dir, payload)
     if answer is None:
         return None
     if not answer.get("ok"):
@@ -444,7 +454,10 @@ def serve(
     idle: Annotated[float, typer.Option(help="Exit after this many idle seconds.")] = 900.0,
 ) -> None:
     """Run the warm query server for one index (started by `query`)."""
+    from codesearch.core.process import one_blas_thread
     from codesearch.serve import daemon
+
+    one_blas_thread()
 
     if not idle > 0:
         fail(f"--idle must be more than 0 seconds, not {idle}", 2)

@@ -57,7 +57,19 @@ class RankingConfig:
     # Share of the vector score in linear fusion. On the 36-corpus dev benchmark 0.5 beats
     # 0.6 by +0.009 NDCG@10 (every category up); 0.4 and 0.7 are worse.
     vector_weight: float = 0.5
-    coherence_weight: float = 0.05
+    # Dev benchmark (hybrid NDCG@10) with size_prior 0.2: 0.05 0.705, 0.1 0.708, 0.15 0.709,
+    # 0.2 0.707, 0.3 0.705.
+    coherence_weight: float = 0.15
+    # Natural-language queries: a definition's score times (lines / 25) ** size_prior,
+    # within [0.8, 1.6]: "how does X work" wants the code that does X, rarely its
+    # two-line helpers. how_only: only for questions that start with "how". Dev benchmark
+    # (with coherence 0.05): 0.05 0.700, 0.1 0.703, 0.2 0.705, 0.3 0.704 (0 0.700);
+    # how-only 0.702.
+    size_prior: float = 0.2
+    size_prior_how_only: bool = False
+    # BM25 weights of the symbol and path fields (the body's is 1): search.searcher.
+    symbol_field_boost: float = 0.5
+    path_field_boost: float = 0.5
     nl_symbol_weight: float = 0.0  # boost when a natural-language query's words name the definition
     test_penalty: float = 0.4
     example_penalty: float = 0.8
@@ -71,8 +83,9 @@ class RankingConfig:
 
     @classmethod
     def none(cls, **overrides: object) -> RankingConfig:
-        flags = {f.name: False for f in fields(cls) if f.type in ("bool", bool)}
-        return cls(**{**flags, **overrides})
+        flags: dict[str, object] = {f.name: False for f in fields(cls) if f.type in ("bool", bool)}
+        flags["size_prior"] = 0.0  # a signal with a strength, not a switch
+        return cls(**{**flags, **overrides})  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

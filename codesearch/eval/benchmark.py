@@ -49,6 +49,7 @@ def ablation_configs(mode: str = "hybrid") -> list[EvalConfig]:
         on = getattr(default, name)
         flipped = replace(default, **{name: not on})
         configs.append(EvalConfig(f"{'without' if on else 'with'} {name}", mode, flipped))
+    configs.append(EvalConfig("without size_prior", mode, replace(default, size_prior=0.0)))
     return configs
 
 

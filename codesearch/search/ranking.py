@@ -169,6 +169,11 @@ def definition_factor(names: set[str], cand: Candidate, weight: float) -> float:
     return 1.0 + weight * (1.5 if stem.replace("_", "") in {n.replace("_", "") for n in names} else 1.0)
 
 
+def size_factor(cand: Candidate, weight: float) -> float:
+    lines = max(1, cand.end_line - cand.start_line + 1)
+    return min(1.6, max(0.8, (lines / 25) ** weight))
+
+
 def path_factor(words: Sequence[str], path: str, weight: float = 0.25) -> float:
     if not words:
         return 1.0
@@ -237,6 +242,8 @@ def fuse_and_rank(
     for idx in candidates:
         base.setdefault(idx, floor)
     names = definition_names(query) if not symbolish else set()
+    sized = config.size_prior > 0 and not symbolish and (
+        not config.size_prior_how_only or query.lstrip().lower().startswith("how"))
     scores: dict[int, float] = {}
     tiers: dict[int, float] = {}
     for idx, score in base.items():
@@ -259,6 +266,8 @@ def fuse_and_rank(
             score *= path_penalty(cand.path, query, config, cand.symbol)
         if config.kind_prior:
             score *= kind_factor(cand.kind, symbolish, config)
+        if sized:
+            score *= size_factor(cand, config.size_prior)
         scores[idx] = score
     if config.stem_boost > 0 and not symbolish:
         _stem_boost(scores, candidates, words, config.stem_boost)

@@ -180,7 +180,7 @@ class Catalog:
         return keep
 
 
-def lexical_query(terms: str) -> Any:
+def lexical_query(terms: str, boosts: tuple[float, float, float] = LEXICAL_BOOSTS) -> Any:
     """The full-text query of these terms over the three lexical columns.
 
     A row scores the weighted sum of its fields' BM25 scores (SHOULD clauses add up);
@@ -190,7 +190,7 @@ def lexical_query(terms: str) -> Any:
 
     return BooleanQuery([
         (Occur.SHOULD, MatchQuery(terms, column, boost=boost))
-        for column, boost in zip(LEXICAL_COLUMNS, LEXICAL_BOOSTS, strict=True)
+        for column, boost in zip(LEXICAL_COLUMNS, boosts, strict=True)
     ])
 
 
@@ -330,14 +330,17 @@ class Searcher:
             self._rerankers[spec] = load_reranker(spec)
         return self._rerankers[spec]
 
-    def lexical(self, query: str, keep: np.ndarray, limit: int) -> list[tuple[int, float]]:
+    def lexical(
+        self, query: str, keep: np.ndarray, limit: int,
+        boosts: tuple[float, float, float] = LEXICAL_BOOSTS,
+    ) -> list[tuple[int, float]]:
         words = query_words(query)
         # Rows chunked before version 5 hold words that the index itself analyzes.
         analyzed = int(self.manifest.extra.get("chunker", 0)) >= ANALYZED_SINCE
         text = terms_text(words) if analyzed else " ".join(words)
         if not text or len(self.catalog) == 0:
             return []
-        search = lexical_query(text)
+        search = lexical_query(text, boosts)
         fetch = min(len(self.catalog), limit * 3)
         rows = (
             self.store.chunks.search(search, query_type="fts")
@@ -418,7 +421,9 @@ class Searcher:
         vector: list[tuple[int, float]] = []
         if options.mode in ("hybrid", "text"):
             t = time.perf_counter()
-            lexical = self.lexical(query, keep, options.candidates)
+            ranking = options.ranking
+            boosts = (ranking.symbol_field_boost, ranking.path_field_boost, 1.0)
+            lexical = self.lexical(query, keep, options.candidates, boosts)
             timings["lexical"] = (time.perf_counter() - t) * 1000
         if options.mode in ("hybrid", "vector"):
             t = time.perf_counter()

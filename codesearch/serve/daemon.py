@@ -1,9 +1,10 @@
 """A warm query process per index, so `codesearch query` answers in well under a second.
 
 Importing lancedb costs about 2 s and a model more; a CLI process that paid
-that on every query could never be fast. The first query starts this server
-in the background (one per index, on a Unix socket); later queries send it a
-line of JSON and get the result back. It reloads the index whenever the
+that on every query could never be fast. The first query searches in its own
+process and, once it has printed its answer, starts this server in the background
+(one per index, on a Unix socket); later queries send it a line of JSON and get the
+result back (cli/thin.py, without importing the CLI). It reloads the index whenever the
 manifest changes (never stale after a re-index) and exits after an idle
 timeout. Any failure to reach it falls back to searching in-process.
 
@@ -114,6 +115,19 @@ def _launch(index_dir: Path, idle_seconds: float) -> subprocess.Popen[bytes]:
     index_dir = index_dir.resolve()
     return launch_detached(["serve", "--index", str(index_dir), "--idle", str(idle_seconds)],
                            index_dir, "daemon.log")
+
+
+def launch(index_dir: Path, idle_seconds: float = DEFAULT_IDLE_SECONDS) -> bool:
+    """Start a server for this index in the background without waiting for it (False
+    when none can run). A second server for the same index exits at once."""
+    if max_servers() == 0:
+        return False
+    try:
+        socket_dir()
+        _launch(index_dir, idle_seconds)
+    except OSError:
+        return False
+    return True
 
 
 def start(index_dir: Path, idle_seconds: float = DEFAULT_IDLE_SECONDS, wait: float = 60.0) -> bool:
