@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, wait_for_server
 
 pytestmark = pytest.mark.slow
 
@@ -264,6 +264,7 @@ def test_garbage_at_the_socket_path_is_cleared(indexed: tuple[Path, Expected]) -
         found = cli(["query", PORTS_QUERY, "--mode", "text", "--json"], root, daemon=True)
         assert found.code == 0 and "Traceback" not in found.err, found.err
         assert found.json()["results"][0]["path"] == PORTS_FILE
+        wait_for_server(root / ".codesearch")  # started once the first answer is out
         assert socket.is_socket()  # a server took the path over
         _stop(root)
     # The socket folder itself is garbage: queries run in this process.
@@ -311,6 +312,7 @@ def test_warm_servers_are_bounded_least_recently_used_first(
         for root in roots:
             found = cli(["query", PORTS_QUERY, "--mode", "text"], root, daemon=True, env=limit)
             assert found.code == 0, found.err
+            wait_for_server(root / ".codesearch")
             pids[root.name] = next(s["pid"] for s in servers() if s["index"] == str(root / ".codesearch"))
         assert _wait_dead([pids["a"]], 10) == []  # the least recently used one exited
         running = {s["index"] for s in servers() if s.get("standalone")}
