@@ -309,10 +309,10 @@ def query(
     the index (it exits after 15 idle minutes), so later queries skip loading the
     model and the tables.
     """
-    from codesearch.core.checks import check_search_options, clean_query
+    from codesearch.core.checks import clean_query
     from codesearch.core.process import one_blas_thread
     from codesearch.core.types import SearchOptions
-    from codesearch.source.languages import canonical_language
+    from codesearch.search.options import checked_options
 
     one_blas_thread()
 
@@ -321,15 +321,13 @@ def query(
     rerank = None if no_rerank else (rerank or os.environ.get("CODESEARCH_RERANK") or None)
     try:
         text = clean_query(text)
-        languages = tuple(dict.fromkeys(canonical_language(name) for name in lang or ()))
-        options = SearchOptions(k=k, mode=mode, languages=languages, path_glob=path_glob,
-                                content=content, rerank=rerank, rerank_top=rerank_top,
-                                query_model=query_model)
-        check_search_options(options)
+        options = checked_options(SearchOptions(
+            k=k, mode=mode, languages=tuple(lang or ()), path_glob=path_glob, content=content,
+            rerank=rerank, rerank_top=rerank_top, query_model=query_model))
     except ValueError as err:
         fail(str(err), 2)
     if store:
-        _query_store(store, text, k, mode, list(languages), path_glob, content, tuple(repos or ()),
+        _query_store(store, text, k, mode, list(options.languages), path_glob, content, tuple(repos or ()),
                      lines, as_json)
         return
     if repos:
@@ -365,7 +363,7 @@ def query(
         from codesearch.serve import daemon
 
         sys.stdout.flush()
-        daemon.launch(index_dir)
+        daemon.spawn(index_dir)
 
 
 def _query_store(

@@ -111,34 +111,25 @@ def launch_detached(args: list[str], index_dir: Path, log_name: str) -> subproce
     return launch([sys.executable, "-m", "codesearch", *args], index_dir, index_dir / log_name)
 
 
-def _launch(index_dir: Path, idle_seconds: float) -> subprocess.Popen[bytes]:
-    index_dir = index_dir.resolve()
-    return launch_detached(["serve", "--index", str(index_dir), "--idle", str(idle_seconds)],
-                           index_dir, "daemon.log")
-
-
-def launch(index_dir: Path, idle_seconds: float = DEFAULT_IDLE_SECONDS) -> bool:
-    """Start a server for this index in the background without waiting for it (False
-    when none can run). A second server for the same index exits at once."""
+def _launch(index_dir: Path, idle_seconds: float) -> subprocess.Popen[bytes] | None:
+    """A server process for this index, started in the background; None when none can
+    run (the limit at 0, no socket folder, an unwritable log)."""
     if max_servers() == 0:
-        return False
+        return None
+    index_dir = index_dir.resolve()
     try:
         socket_dir()
-        _launch(index_dir, idle_seconds)
+        return launch_detached(["serve", "--index", str(index_dir), "--idle", str(idle_seconds)],
+                               index_dir, "daemon.log")
     except OSError:
-        return False
-    return True
+        return None
 
 
 def start(index_dir: Path, idle_seconds: float = DEFAULT_IDLE_SECONDS, wait: float = 60.0) -> bool:
     """Start a server for this index in the background and wait until it answers
     (False when none can run: no socket folder, an unwritable log, the limit at 0)."""
-    if max_servers() == 0:
-        return False
-    try:
-        socket_dir()
-        proc = _launch(index_dir, idle_seconds)
-    except OSError:
+    proc = _launch(index_dir, idle_seconds)
+    if proc is None:
         return False
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
@@ -162,18 +153,6 @@ def options_to_dict(options: Any) -> dict[str, Any]:
     data["languages"] = list(data["languages"])
     data["repos"] = list(data["repos"])
     return data
-
-
-def checked_options(options: Any) -> Any:
-    """The options with their languages as the index names them; ValueError (one line)
-    for anything a search cannot honour."""
-    from dataclasses import replace
-
-    from codesearch.core.checks import check_search_options
-    from codesearch.source.languages import canonical_language
-
-    check_search_options(options)
-    return replace(options, languages=tuple(canonical_language(lang) for lang in options.languages))
 
 
 def options_from_dict(data: dict[str, Any]) -> Any:
@@ -358,11 +337,10 @@ def serve_while_indexing(index_dir: Path) -> ThreadServer | None:
 
 
 def spawn(index_dir: Path, idle_seconds: float = DEFAULT_IDLE_SECONDS) -> None:
-    """Start a standalone server without waiting for it (an indexer hands over on exit)."""
-    if max_servers() == 0:
-        return
-    with contextlib.suppress(OSError):
-        _launch(index_dir, idle_seconds)
+    """Start a standalone server without waiting for it (an indexer hands over on exit;
+    a first query starts one once it has answered). One that finds a server already
+    answering exits at once."""
+    _launch(index_dir, idle_seconds)
 
 
 def payload_is_stop(line: bytes) -> bool:
@@ -468,6 +446,8 @@ def _answer(state: _State, payload: dict[str, Any], to_json: Any) -> dict[str, A
     if op == "stop":
         return {"ok": True}
     if op in ("search", "cli_query"):
+        from codesearch.search.options import checked_options
+
         state.queries += 1
         with state.lock:
             options = checked_options(options_from_dict(payload.get("options", {})))
