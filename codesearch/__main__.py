@@ -1,3 +1,3 @@
-from codesearch.cli.main import main
+from codesearch import main
 
 main()

@@ -11,6 +11,7 @@ under --debug or CODESEARCH_DEBUG=1.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -405,7 +406,7 @@ def _worth_a_server(index_dir: Path) -> bool:
 
 def _wait_until_queryable(index_dir: Path, quiet: bool, timeout: float = 900.0) -> None:
     """A first build still in its full-text tier: wait for it rather than fail."""
-    import time
+    import threading
 
     from codesearch.core.errors import IndexError_
     from codesearch.core.lock import current_holder
@@ -418,6 +419,10 @@ def _wait_until_queryable(index_dir: Path, quiet: bool, timeout: float = 900.0) 
             fail(str(err))
         return manifest is None or manifest.indexed_at > 0
 
+    if ready():
+        return
+    # The search below needs LanceDB (about 1 s to import): import it while waiting.
+    threading.Thread(target=_import_search_stack, daemon=True).start()
     deadline = time.monotonic() + timeout
     said = False
     while not ready():
@@ -431,6 +436,14 @@ def _wait_until_queryable(index_dir: Path, quiet: bool, timeout: float = 900.0) 
             err_console.print("[dim]waiting for `codesearch index` to finish the full-text tier[/]")
             said = True
         time.sleep(0.02)  # a first answer is timed from `codesearch index` starting
+
+
+def _import_search_stack() -> None:
+    with contextlib.suppress(Exception):  # the search itself reports what is missing
+        from codesearch.api import Index  # noqa: F401
+        from codesearch.store.tables import import_lancedb
+
+        import_lancedb()
 
 
 def _query_daemon(index_dir: Path, text: str, options: Any) -> dict[str, Any] | None:

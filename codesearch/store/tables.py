@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,42 +44,157 @@ LEXICAL_COLUMNS = ("lex_symbol", "lex_path", "lex_body")
 INTERIM_VECTORS = "interim_vectors"
 
 
+# What lancedb imports for REST namespaces, which a local index never uses: registered
+# without running their package `__init__` (see _deferred_package). True: the names
+# taken from the package are placeholders until first used.
+DEFERRED_PACKAGES = (
+    ("lance_namespace_urllib3_client", False),
+    ("lance_namespace_urllib3_client.models", False),
+    ("lance_namespace", True),
+)
+
+
 def import_lancedb() -> Any:
-    """`import lancedb`, minus about half its cost.
+    """`import lancedb`, minus about two thirds of its cost.
 
     lancedb imports `lance_namespace`, which imports models from a generated REST
-    client whose package `__init__` eagerly builds every API class (2–3 s here,
-    measured with -X importtime). A local index never talks to a REST namespace,
-    so the package is registered without running its `__init__`; the first
-    attribute asked of it runs the real body, so remote namespaces still work.
+    client whose package `__init__` eagerly builds every API class (0.2-0.3 s here,
+    measured with -X importtime); see also `_lean_import`. A local index never
+    talks to a REST namespace, so these packages are registered without running
+    their `__init__`; the first use of one of their names runs the real body, so
+    remote namespaces still work.
     """
     if "lancedb" in sys.modules:
         return sys.modules["lancedb"]
-    name = "lance_namespace_urllib3_client"
-    if name not in sys.modules:
-        with contextlib.suppress(ImportError, AttributeError, ValueError):
-            spec = importlib.util.find_spec(name)
-            if spec is not None and spec.loader is not None and spec.submodule_search_locations:
-                sys.modules[name] = _deferred_package(spec)
-    import lancedb
+    for name, placeholders in DEFERRED_PACKAGES:
+        if name not in sys.modules:
+            with contextlib.suppress(ImportError, AttributeError, ValueError):
+                spec = importlib.util.find_spec(name)
+                if spec is not None and spec.loader is not None and spec.submodule_search_locations:
+                    sys.modules[name] = _deferred_package(spec, placeholders)
+    with _lean_import():
+        import lancedb
 
     return lancedb
 
 
-def _deferred_package(spec: Any) -> Any:
+class _HidePandas:  # a meta path finder (importlib.abc costs an import)
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> None:
+        if fullname == "pandas" or fullname.startswith("pandas."):
+            raise ModuleNotFoundError(f"No module named {fullname!r}", name=fullname)
+
+
+@contextlib.contextmanager
+def _lean_import() -> Iterator[None]:
+    """While lancedb is imported: pandas looks absent, and `overrides` is a no-op.
+
+    - pyarrow.dataset imports pandas at once only to ask whether a scalar is
+      array-like (0.3-0.5 s of a cold query here); codesearch hands lancedb Arrow
+      data and lists, never DataFrames. pyarrow asks again later, so `to_pandas`
+      still works once the import is over; a process that loaded pandas already (a
+      notebook, Ray) is untouched: sys.modules answers before finders.
+    - Before Python 3.12 lancedb checks every `@override` with the `overrides`
+      package, which disassembles each method's callers (0.2 s); from 3.12 on it uses
+      `typing.override`, which only marks the method. The stub does what 3.12 does,
+      and leaves sys.modules afterwards.
+    """
+    finder = None if "pandas" in sys.modules else _HidePandas()
+    stub = None
+    if sys.version_info < (3, 12) and "overrides" not in sys.modules:
+        stub = sys.modules["overrides"] = _overrides_stub()
+    if finder is not None:
+        sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        if finder is not None:
+            sys.meta_path.remove(finder)
+            _pandas_for_lancedb()
+        if stub is not None and sys.modules.get("overrides") is stub:
+            del sys.modules["overrides"]
+
+
+def _overrides_stub() -> Any:
+    import types
+
+    def override(method: Any) -> Any:
+        with contextlib.suppress(AttributeError, TypeError):
+            method.__override__ = True
+        return method
+
+    module = types.ModuleType("overrides", "typing.override's behaviour, for lancedb's import")
+    module.override = override  # type: ignore[attr-defined]
+    module.overrides = override  # type: ignore[attr-defined]
+    module.EnforceOverrides = type("EnforceOverrides", (), {})  # type: ignore[attr-defined]
+    return module
+
+
+def _pandas_for_lancedb() -> None:
+    """lancedb noted pandas as missing while it was hidden: a caller handing it a
+    DataFrame later must still be understood (its proxy imports pandas on first use)."""
+    deps = sys.modules.get("lancedb.dependencies")
+    if deps is None or getattr(deps, "_PANDAS_AVAILABLE", True):
+        return
+    with contextlib.suppress(ImportError, ValueError):
+        if importlib.util.find_spec("pandas") is None:
+            return
+    with contextlib.suppress(AttributeError):
+        deps.pandas._module_available = True
+        deps._PANDAS_AVAILABLE = True
+
+
+def _deferred_package(spec: Any, placeholders: bool = False) -> Any:
+    """The package of `spec`, its `__init__` run when a name is first asked of it (or,
+    with `placeholders`, when such a name is first called, read or checked against)."""
     module = importlib.util.module_from_spec(spec)
-    loaded = False
+    state = {"loaded": False}
+
+    def load() -> None:
+        if not state["loaded"]:
+            state["loaded"] = True
+            spec.loader.exec_module(module)
 
     def __getattr__(attr: str) -> Any:  # noqa: N807 (module-level __getattr__, PEP 562)
-        nonlocal loaded
-        if loaded or attr.startswith("__"):
+        if state["loaded"] or attr.startswith("__"):
             raise AttributeError(attr)
-        loaded = True
-        spec.loader.exec_module(module)
+        if placeholders:
+            return _DeferredName(module, attr, load)
+        load()
         return getattr(module, attr)
 
     module.__getattr__ = __getattr__  # type: ignore[attr-defined]
     return module
+
+
+class _DeferredName:
+    """A name imported from a deferred package: the package loads when it is used."""
+
+    __slots__ = ("_load", "_module", "_name")
+
+    def __init__(self, module: Any, name: str, load: Callable[[], None]) -> None:
+        self._module, self._name, self._load = module, name, load
+
+    def _target(self) -> Any:
+        self._load()
+        return getattr(self._module, self._name)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._target()(*args, **kwargs)
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._target(), attr)
+
+    def __instancecheck__(self, obj: object) -> bool:
+        return isinstance(obj, self._target())
+
+    def __subclasscheck__(self, cls: type) -> bool:
+        return issubclass(cls, self._target())
+
+    def __mro_entries__(self, bases: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (self._target(),)
+
+    def __repr__(self) -> str:
+        return f"<deferred {self._module.__name__}.{self._name}>"
 
 
 
@@ -186,6 +302,12 @@ class IndexStore:
 
     # -- schema -----------------------------------------------------------
     def _table_names(self) -> list[str]:
+        if self._local:
+            # What LanceDB's own listing reads for a local folder, without its REST
+            # response model (loading that costs a cold query 0.15 s: import_lancedb).
+            with contextlib.suppress(OSError):
+                return sorted(entry.name[: -len(".lance")] for entry in os.scandir(self.index_dir / "lance")
+                              if entry.name.endswith(".lance") and entry.is_dir())
         listing = self.db.list_tables() if hasattr(self.db, "list_tables") else self.db.table_names()
         names = getattr(listing, "tables", listing)
         return list(names)
