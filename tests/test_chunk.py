@@ -333,3 +333,54 @@ def test_c_header_with_cpp_content_uses_cpp_grammar() -> None:
     chunks = chunk_file("vec.h", text, "c", ChunkBudget(min_tokens=0))
     assert chunks[0].language == "cpp"
     assert any(c.symbol == "geo" and c.kind == "namespace" for c in chunks)
+
+
+def test_c_macro_with_comment_inside_does_not_swallow_the_functions_after_it() -> None:
+    # A comment inside a multi-line #define made the C grammar read what follows as one
+    # ERROR node (libyaml's scanner.c lost every function after its READ_LINE macro).
+    text = (
+        "#define COPY_BREAK(p, s)                                \\\n"
+        "       AT(p, '\\xA9', 2))) ?        /* LS|PS -> LS|PS */ \\\n"
+        "     (*((s).pointer++) = *(p->pointer++),               \\\n"
+        "\n"
+        "YAML_DECLARE(int)\n"
+        "yaml_parser_scan(yaml_parser_t *parser, yaml_token_t *token)\n"
+        "{\n"
+        "    return 0;\n"
+        "}\n"
+    )
+    chunks = chunk_file("scanner.c", text, "c", ChunkBudget(min_tokens=0))
+    assert [(c.symbol, c.kind, c.start_line, c.end_line) for c in chunks] == [
+        ("", "module", 1, 3), ("yaml_parser_scan", "function", 5, 9)]
+    # What is stored is the file's own text, the comment included.
+    assert "/* LS|PS -> LS|PS */" in chunks[0].text
+
+
+def test_c_header_definitions_inside_extern_c_are_found() -> None:
+    text = (
+        "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n"
+        "/** The parser structure. */\n"
+        "typedef struct yaml_parser_s {\n    int error;\n    const char *problem;\n} yaml_parser_t;\n\n"
+        "int yaml_parser_initialize(yaml_parser_t *parser);\n\n"
+        "#ifdef __cplusplus\n}\n#endif\n"
+    )
+    chunks = chunk_file("yaml.h", text, "c", ChunkBudget(min_tokens=0))
+    assert any(c.symbol == "yaml_parser_t" and c.kind == "struct" and c.start_line <= 6 <= c.end_line
+               for c in chunks)
+
+
+def test_cpp_export_macro_keeps_the_class_and_its_namespace() -> None:
+    text = (
+        "namespace YAML {\n"
+        "class YAML_CPP_API Node {\n"
+        " public:\n"
+        "  Node();\n"
+        "  bool IsNull() const { return true; }\n"
+        "};\n"
+        "}\n"
+    )
+    chunks = chunk_file("node.h", text, "cpp", ChunkBudget(min_tokens=0))
+    # Small enough to be one chunk: the namespace, listing its class and the method.
+    assert [(c.symbol, c.kind) for c in chunks] == [("YAML", "namespace")]
+    assert chunks[0].members == (("YAML::Node", "class", 2, 6), ("YAML::Node::IsNull", "method", 5, 5))
+    assert "class YAML_CPP_API Node {" in chunks[0].text

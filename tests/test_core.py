@@ -258,3 +258,23 @@ def test_a_question_prefers_the_definition_that_does_the_work():
     assert [i for i, _ in off][:2] == [0, 1]
     named = fuse_and_rank("URI.scheme", lexical, [], candidates, config)
     assert named[0][0] == 0
+
+
+def test_a_name_asks_for_the_type_as_written_not_its_impl_or_another_case():
+    """`MonadParsec` wants the class, not an instance of it that scores higher;
+    `YAML::Node` wants that class, not `YAML::detail::node` (the qualified tier)."""
+    from codesearch.search.ranking import Candidate, RankingConfig, fuse_and_rank
+
+    candidates = {
+        0: Candidate(0, "src/Class.hs", "MonadParsec", "impl", 278, 453),
+        1: Candidate(1, "src/Class.hs", "MonadParsec", "interface", 43, 60),
+        2: Candidate(2, "include/detail/node.h", "YAML::detail::node", "class", 20, 26),
+        3: Candidate(3, "include/node.h", "YAML::Node", "class", 29, 54),
+    }
+    lexical = [(0, 10.0), (1, 6.0), (2, 10.0), (3, 6.0)]
+    config = RankingConfig(file_coherence=False)
+    assert fuse_and_rank("MonadParsec", lexical, [], candidates, config)[0][0] == 1
+    assert fuse_and_rank("YAML::Node", lexical, [], candidates, config)[0][0] == 3
+    plain = RankingConfig(file_coherence=False, tier_nudges=False)
+    assert fuse_and_rank("MonadParsec", lexical, [], candidates, plain)[0][0] == 0
+    assert fuse_and_rank("YAML::Node", lexical, [], candidates, plain)[0][0] == 3  # qualified tier

@@ -37,6 +37,8 @@ class RankingConfig:
     member_hits: bool = True
     # A symbol query lists exact definitions first, then qualified-suffix, then name matches.
     symbol_tiers: bool = True
+    # Within a tier: the name as written before other cases, a type before its impl.
+    tier_nudges: bool = True
     definition_lookup: bool = True
     # The n-th chunk of one file in the ranking is scaled by saturation_decay ** n, so
     # one file does not crowd the top unless it is clearly the answer.

@@ -75,6 +75,19 @@ def kind_factor(kind: str, symbolish: bool, config: RankingConfig) -> float:
     return 1.0
 
 
+def _tier_nudge(query: str, cand: Candidate) -> float:
+    """Within a tier of name matches: the name as written (`YAML::Node`, not
+    `detail::node`) first, and a type's definition before its `impl` or `instance`."""
+    asked = _symbol_parts(query.strip().rstrip("()"))
+    if not asked:
+        return 0.0
+    own = _symbol_parts(cand.symbol)
+    nudge = 0.05 if own[-len(asked):] == asked else 0.0
+    if cand.kind == "impl" and own and own[-1].lower() == asked[-1].lower():
+        nudge -= 0.1  # the impl itself matched, not a member of it
+    return nudge
+
+
 def _symbol_parts(symbol: str) -> list[str]:
     return [p for p in re.split(r"::|[.:#/]|->", symbol) if p]  # `:` Lua methods
 
@@ -257,7 +270,8 @@ def fuse_and_rank(
                 factor += 0.2  # `Value enum`: the enum before a struct of that name
             score *= factor
             if symbolish and config.symbol_tiers:
-                tiers[idx] = factor
+                nudged = config.tier_nudges and factor > 1.0
+                tiers[idx] = factor + _tier_nudge(query, cand) if nudged else factor
         if names:
             score *= definition_factor(names, cand, config.definition_weight)
         if config.path_match:

@@ -156,6 +156,32 @@ def chunk_file(
             return []
 
 
+# C and C++ that tree-sitter misreads, blanked out of the copy it parses (same bytes,
+# same lines, so spans and names hold; chunk text comes from the file itself):
+# - comments inside a multi-line #define: one makes the grammar swallow the
+#   definitions after the macro into an ERROR (libyaml's scanner.c lost every function
+#   after its READ_LINE macro);
+# - an export macro between `class`/`struct` and the name (`class YAML_CPP_API Node {`),
+#   which turns the class into a function and takes its namespace apart.
+_MULTILINE_DEFINE = re.compile(rb"^[ \t]*#[ \t]*define\b[^\n]*\\\r?\n(?:[^\n]*\\\r?\n)*[^\n]*", re.M)
+_C_COMMENT = re.compile(rb"/\*.*?\*/|//[^\n]*?(?=\\?\r?\n|$)", re.S)
+_EXPORT_MACRO = re.compile(rb"\b(?:class|struct)\s+([A-Z][A-Z0-9_]{2,})\s+(?=[A-Za-z_]\w*\s*(?:final\s*)?[{:])")
+_NOT_NEWLINE = re.compile(rb"[^\n]")
+
+
+def _parse_view(source: bytes, language: str) -> bytes:
+    if language not in ("c", "cpp"):
+        return source
+    view = bytearray(source)
+    for define in _MULTILINE_DEFINE.finditer(source):
+        for m in _C_COMMENT.finditer(source, define.start(), define.end()):
+            view[m.start():m.end()] = _NOT_NEWLINE.sub(b" ", m.group())
+    if language == "cpp":
+        for m in _EXPORT_MACRO.finditer(source):
+            view[m.start(1):m.end(1)] = b" " * (m.end(1) - m.start(1))
+    return bytes(view)
+
+
 def _looks_minified(path: str, text: str) -> bool:
     return ".min." in path.rsplit("/", 1)[-1] or (len(text) > 2_000 and is_minified(text))
 
@@ -376,7 +402,7 @@ class _CodeChunker:
     # -- driver
     def run(self) -> list[Chunk]:
         assert self.spec.grammar is not None
-        tree = get_cached_parser(self.spec.grammar).parse(self.source)
+        tree = get_cached_parser(self.spec.grammar).parse(_parse_view(self.source, self.spec.name))
         root = tree.root_node
         units = self._scan(root, "", "", 0)
         self._emit_scope(root.named_children, units, 0, len(self.lines) - 1, "module", "", "", "", "", False)

@@ -133,8 +133,11 @@ _C_DEFS = _defs(
         kind_by=(("type",), {"struct_specifier": "struct", "union_specifier": "struct", "enum_specifier": "enum"}),
     ),
 )
+# `extern "C" { ... }` wraps whole C headers (for C++ callers): its definitions are
+# the header's own.
 _C_TRANSPARENT = frozenset(
-    {"preproc_ifdef", "preproc_if", "preproc_else", "preproc_elif", "preproc_elifdef"}
+    {"preproc_ifdef", "preproc_if", "preproc_else", "preproc_elif", "preproc_elifdef",
+     "linkage_specification", "declaration_list"}
 )
 
 _ELIXIR_CALLS = (
@@ -266,7 +269,7 @@ LANGUAGES: dict[str, LanguageSpec] = {
                 ),
             },
             wrappers=frozenset({"template_declaration"}),
-            transparent=_C_TRANSPARENT | {"linkage_specification", "declaration_list"},
+            transparent=_C_TRANSPARENT,
             separator="::",
         ),
         LanguageSpec(
