@@ -135,6 +135,31 @@ def test_importing_lancedb_leaves_pandas_out_yet_dataframes_still_work(tmp_path:
     assert out.stdout.split("\n")[:2] == ["False False", "DataFrame 6"]
 
 
+def test_a_local_search_never_loads_the_rest_namespace_models(tmp_path: Path) -> None:
+    """lance_namespace's REST models (0.15 s) stay unloaded through opening and searching
+    a local index; asked for (a namespace listing), they load and behave as themselves."""
+    root = tmp_path / "repo"
+    shutil.copytree(FIXTURES / "minirepo", root)
+    build_index(root, IndexOptions(embed=False))
+    models = "lance_namespace_urllib3_client.models.list_tables_response"
+    probe = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from codesearch.api import Index\n"
+        "from codesearch.core.types import SearchOptions\n"
+        f"index = Index({str(root)!r})\n"
+        "hits = index.run('parse', SearchOptions(mode='text')).hits\n"
+        f"print(len(hits) > 0, {models!r} in sys.modules, 'overrides' in sys.modules)\n"
+        "db = index.searcher().store.db\n"
+        "listing = db.list_tables()\n"
+        "import lance_namespace\n"
+        f"print(sorted(listing.tables), {models!r} in sys.modules,\n"
+        "      isinstance(listing, lance_namespace.ListTablesResponse))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["True False False", "['chunks', 'files', 'vectors'] True True"]
+
+
 
 @pytest.mark.parametrize("text", [
     "read_csv parsing parses Parsed HTTPServer themselves having hers doing does",
