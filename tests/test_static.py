@@ -150,3 +150,27 @@ def test_no_interim_tier_when_switched_off_or_lexical_only(minirepo: Path,
     manifest = read_manifest(index.index_dir)
     assert manifest is not None and "interim" not in manifest.extra
     assert index.searcher().store.interim_vectors() is None
+
+
+def test_a_large_batch_tokenizes_on_every_core_with_the_same_vectors(
+    static_embedder: StaticEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from codesearch.embed import static
+
+    texts = [f"def handler_{i}(request):\n    return parse_json(request.body, limit={i})" for i in range(600)]
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "false")
+    one_thread = static_embedder.embed_documents(texts)
+    seen: list[str | None] = []
+    encode = static_embedder.model.encode
+
+    def spy(*args: object, **kwargs: object) -> object:
+        seen.append(os.environ.get("TOKENIZERS_PARALLELISM"))
+        return encode(*args, **kwargs)
+
+    monkeypatch.setattr(static_embedder.model, "encode", spy)
+    monkeypatch.setattr(static, "PARALLEL_TEXTS", 500)
+    threaded = static_embedder.embed_documents(texts)
+    static_embedder.embed_documents(texts[:10])
+    assert seen == ["true", "false"]  # a small batch keeps the caller's setting
+    assert os.environ["TOKENIZERS_PARALLELISM"] == "false"
+    assert np.array_equal(one_thread, threaded)
