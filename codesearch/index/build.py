@@ -191,8 +191,8 @@ CHUNK_TOKENS_PER_MODEL_TOKEN = 1.25
 # 3: one token rate per tokenizer (REFERENCE_CODE), not per file; 4: lex_body keeps
 # only the words a query can ask for (tokens.searchable); 5: full-text columns hold
 # analyzed terms (tokens.index_terms; search.ANALYZED_SINCE); 6: chunks list the
-# definitions inside them (`members`); 7: C and C++ parse without multi-line #define
-# bodies and export macros (chunk._parse_view), C headers see into `extern "C"`.
+# definitions inside them (`members`); 7: C and C++ are parsed without comments inside
+# multi-line #defines and export macros (chunk._parse_view), C sees into `extern "C"`.
 CHUNKER_VERSION = 7
 # Bump when source.discover.read_text reads non-UTF-8 bytes differently: the files that
 # had such bytes (FileState.decode_errors) are read and chunked again, no others.

@@ -19,6 +19,7 @@ import importlib.util
 import os
 import re
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -65,17 +66,23 @@ def import_lancedb() -> Any:
     remote namespaces still work.
     """
     if "lancedb" in sys.modules:
-        return sys.modules["lancedb"]
-    for name, placeholders in DEFERRED_PACKAGES:
-        if name not in sys.modules:
-            with contextlib.suppress(ImportError, AttributeError, ValueError):
-                spec = importlib.util.find_spec(name)
-                if spec is not None and spec.loader is not None and spec.submodule_search_locations:
-                    sys.modules[name] = _deferred_package(spec, placeholders)
-    with _lean_import():
-        import lancedb
+        import lancedb  # waits for an import still running on another thread
+
+        return lancedb
+    with _IMPORT_LOCK:  # cli.query imports it on a thread while it waits for an index
+        for name, placeholders in DEFERRED_PACKAGES:
+            if name not in sys.modules:
+                with contextlib.suppress(ImportError, AttributeError, ValueError):
+                    spec = importlib.util.find_spec(name)
+                    if spec is not None and spec.loader is not None and spec.submodule_search_locations:
+                        sys.modules[name] = _deferred_package(spec, placeholders)
+        with _lean_import():
+            import lancedb
 
     return lancedb
+
+
+_IMPORT_LOCK = threading.Lock()
 
 
 class _HidePandas:  # a meta path finder (importlib.abc costs an import)
