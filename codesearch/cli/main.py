@@ -392,16 +392,12 @@ def _query_store(
 def _worth_a_server(index_dir: Path) -> bool:
     """A warm server only where one can run and pays: not for a read-only index (it could
     write neither its log nor take part in indexing) nor an empty one."""
-    from codesearch.store.manifest import read_manifest
+    from codesearch.serve.daemon import has_chunks
 
     if not os.access(index_dir, os.W_OK):
         note(f"{index_dir} is read-only: searching without the warm server")
         return False
-    try:
-        manifest = read_manifest(index_dir)
-    except USER_ERRORS:
-        return False  # the search in this process says what is wrong
-    return manifest is not None and manifest.chunks > 0
+    return has_chunks(index_dir)  # a damaged index: the search in this process says so
 
 
 def _wait_until_queryable(index_dir: Path, quiet: bool, timeout: float = 900.0) -> None:

@@ -31,6 +31,7 @@ from codesearch.embed.base import (  # noqa: F401 (re-exported)
 )
 from codesearch.embed.registry import (
     PRECISIONS,
+    REMOTE_BACKENDS,
     ModelProfile,
     hf_hub_cache,
     local_weights,
@@ -378,7 +379,7 @@ def runtime_id(backend: str) -> str:
 
 # Profiles whose own backend fixes the runtime: `--backend` does not apply to them. The
 # value is also what their index manifests record, read back here.
-FIXED_RUNTIMES = {"openai": "remote", "voyage": "remote", "model2vec": "model2vec"}
+FIXED_RUNTIMES = {**dict.fromkeys(REMOTE_BACKENDS, "remote"), "model2vec": "model2vec"}
 
 
 def resolve_backend(profile: ModelProfile, backend: str = "auto", model_path: object = None) -> str:

@@ -314,7 +314,7 @@ class ThreadServer:
         """Stop serving; if anyone queried meanwhile, leave a standalone server behind
         (not for an index with nothing in it)."""
         self.close()
-        if self.queries and _has_chunks(self.index_dir):
+        if self.queries and has_chunks(self.index_dir):
             spawn(self.index_dir)
 
 
@@ -358,7 +358,8 @@ def _idle_watch(state: _State, server: socketserver.BaseServer) -> None:
             return
 
 
-def _has_chunks(index_dir: Path) -> bool:
+def has_chunks(index_dir: Path) -> bool:
+    """Whether the index holds anything to serve (a damaged one does not)."""
     from codesearch.store.manifest import read_manifest
 
     try:

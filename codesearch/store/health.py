@@ -17,7 +17,13 @@ from typing import Any
 
 from codesearch.core.errors import CodesearchError, ReadOnlyIndexError, damaged
 from codesearch.store.manifest import Manifest, index_profile
-from codesearch.store.tables import LEXICAL_COLUMNS, import_lancedb, lance_reason, scan
+from codesearch.store.tables import (
+    LEXICAL_COLUMNS,
+    import_lancedb,
+    lance_reason,
+    listed_tables,
+    scan,
+)
 
 TABLES = ("chunks", "files", "vectors")
 # How LanceDB and Arrow failures read (they come as RuntimeError, OSError or ValueError).
@@ -71,8 +77,7 @@ def check_index(index_dir: Path, manifest: Manifest, finished: bool) -> Health:
 def _open_tables(lance: Path, manifest: Manifest, health: Health) -> dict[str, Any]:
     try:
         db = import_lancedb().connect(str(lance))
-        listing = db.list_tables() if hasattr(db, "list_tables") else db.table_names()
-        names = set(getattr(listing, "tables", listing))
+        names = listed_tables(db)  # LanceDB's own listing, not the folder's: it checks more
     except Exception as err:  # noqa: BLE001 (any failure to list is damage)
         health.problems.append(f"its tables cannot be listed: {lance_reason(err)}")
         return {}

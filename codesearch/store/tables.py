@@ -274,7 +274,7 @@ class IndexStore:
         if self._local:
             _check_tables_folder(index_dir)
         self.db = db if db is not None else lancedb.connect(str(index_dir / "lance"))
-        names = set(self._table_names())
+        names = set(self.table_names())
         if self._local:
             _check_table_names(index_dir, names)
         self.chunks = self._open_or_create("chunks", self._chunk_schema(), names)
@@ -297,27 +297,21 @@ class IndexStore:
         """The tables at a folder or object-store URI (a store of many repositories);
         nothing is created unless `create`."""
         db = import_lancedb().connect(uri, storage_options=options or None)
-        if not create:
-            listing = db.list_tables() if hasattr(db, "list_tables") else db.table_names()
-            if "chunks" not in set(getattr(listing, "tables", listing)):
-                raise IndexError_(f"no codesearch store at {uri}: index a repository into it first "
-                                  "(codesearch index PATH --store URI --repo NAME)")
+        if not create and "chunks" not in listed_tables(db):
+            raise IndexError_(f"no codesearch store at {uri}: index a repository into it first "
+                              "(codesearch index PATH --store URI --repo NAME)")
         return cls(Path(uri), db=db)
 
     def table_names(self) -> list[str]:
-        return self._table_names()
-
-    # -- schema -----------------------------------------------------------
-    def _table_names(self) -> list[str]:
         if self._local:
             # What LanceDB's own listing reads for a local folder, without its REST
             # response model (loading that costs a cold query 0.15 s: import_lancedb).
             with contextlib.suppress(OSError):
                 return sorted(entry.name[: -len(".lance")] for entry in os.scandir(self.index_dir / "lance")
                               if entry.name.endswith(".lance") and entry.is_dir())
-        listing = self.db.list_tables() if hasattr(self.db, "list_tables") else self.db.table_names()
-        names = getattr(listing, "tables", listing)
-        return list(names)
+        return sorted(listed_tables(self.db))
+
+    # -- schema -----------------------------------------------------------
 
     def _open_or_create(self, name: str, schema: Any, names: set[str]) -> Any:
         if name in names:
@@ -454,7 +448,7 @@ class IndexStore:
         """The interim tier's table (INTERIM_VECTORS): opened if it exists, else created
         when `dim` is given, else None."""
         if self._interim is None:
-            if INTERIM_VECTORS in self._table_names():
+            if INTERIM_VECTORS in self.table_names():
                 self._interim = self._open(INTERIM_VECTORS)
             elif dim:
                 self._interim = self.db.create_table(
@@ -463,7 +457,7 @@ class IndexStore:
 
     def drop_interim_vectors(self) -> None:
         """Drop the interim tier (vectors of another model than the one now asked for)."""
-        if INTERIM_VECTORS in self._table_names():
+        if INTERIM_VECTORS in self.table_names():
             self.db.drop_table(INTERIM_VECTORS)
         self._interim = None
 
@@ -616,6 +610,12 @@ def vector_columns(table: Any) -> dict[str, np.ndarray]:
         width = column.type.list_size
         out[name] = column.flatten().to_numpy(zero_copy_only=False).reshape(len(column), width)
     return out
+
+
+def listed_tables(db: Any) -> set[str]:
+    """The table names LanceDB lists for a connection (any lancedb version's API)."""
+    listing = db.list_tables() if hasattr(db, "list_tables") else db.table_names()
+    return set(getattr(listing, "tables", listing))
 
 
 def scan(table: Any, columns: Sequence[str], where: str | None = None) -> Any:
