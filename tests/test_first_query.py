@@ -83,6 +83,42 @@ def test_prestarted_workers_are_adopted_by_the_pool_or_stopped(
     assert [p.exitcode for p in processes] == [0, 0]
 
 
+_FORKED_POOL = """
+import json, sys, threading
+from pathlib import Path
+from codesearch.embed.registry import get_profile
+from codesearch.index import rows
+from codesearch.index.build import budget_spec
+from codesearch.source.discover import DiscoveryOptions, discover
+
+if sys.argv[1] == "thread":  # as after LanceDB or ONNX started theirs
+    threading.Thread(target=threading.Event().wait, daemon=True).start()
+rows.prestart_workers()
+method = rows._spare[1]._mp_context.get_start_method()
+jobs = [rows.ChunkJob(f) for f in discover(Path(sys.argv[2]), DiscoveryOptions())]
+spec = budget_spec(get_profile("minilm"))
+with rows.RowPool(jobs, spec, workers=2) as pool:
+    adopted = pool.start()._executor is not None and rows._spare is None
+    there = [batch.columns for batch in pool.results()]
+with rows.RowPool(jobs, spec, workers=0) as pool:
+    here = [batch.columns for batch in pool.results()]
+print(json.dumps({"method": method, "adopted": adopted, "same": there == here, "rows": sum(len(c["id"]) for c in here)}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux only")
+@pytest.mark.parametrize(("threads", "method"), [("none", "fork"), ("thread", "spawn")])
+def test_prestarted_workers_are_forked_only_from_a_single_threaded_process(
+        threads: str, method: str) -> None:
+    env = {**os.environ, "CODESEARCH_CHUNK_WORKERS": "2"}
+    done = subprocess.run([sys.executable, "-c", _FORKED_POOL, threads, str(FIXTURES)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["method"] == method and report["adopted"] and report["same"]
+    assert report["rows"] > 100
+
+
 @pytest.mark.parametrize("text", [
     "readCsvFile(path) + HTTPServer_v2", "caf\u00e9 na\u00efve __init__ _ __", "2to3 x1y2 0x1F",
     "emoji \U0001f600done\tTabs\nnew_line", "bad \udcff surrogate", "", "   ",
@@ -391,6 +427,50 @@ def test_indexer_answers_queries_while_it_embeds(minirepo: Path, default_embedde
         daemon.stop(index_dir)
 
 
+def test_a_lexical_only_first_build_answers_queries_but_an_update_serves_none(
+        minirepo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from codesearch.store.tables import IndexStore
+
+    monkeypatch.delenv("CODESEARCH_NO_DAEMON", raising=False)
+    index_dir = minirepo / INDEX_DIRNAME
+    recorded, release = threading.Event(), threading.Event()
+    ensure_fts = IndexStore.ensure_fts
+
+    def gated(store: IndexStore) -> bool:  # runs right after the tier is declared queryable
+        recorded.set()
+        assert release.wait(120)
+        return ensure_fts(store)
+
+    monkeypatch.setattr(IndexStore, "ensure_fts", gated)
+    worker = threading.Thread(target=build_index, args=(minirepo, IndexOptions(embed=False)),
+                              kwargs={"serve": daemon.serve_while_indexing})
+    worker.start()
+    try:
+        assert recorded.wait(120), "the full-text tier was never recorded"
+        payload = {"op": "search", "query": "ReverseString", "options": {"k": 3, "mode": "text"}}
+        answer = daemon.request(index_dir, payload)
+        assert answer is not None and answer["ok"], answer
+        assert answer["result"]["results"][0]["symbol"] == "ReverseString"
+        ping = daemon.request(index_dir, {"op": "ping"})
+        assert ping is not None and ping["pid"] == os.getpid()  # the indexer itself answered
+    finally:
+        release.set()
+        worker.join(300)
+    try:
+        deadline = time.monotonic() + 60  # queried, so it left a standalone server behind
+        after = None
+        while (after is None or after["pid"] == os.getpid()) and time.monotonic() < deadline:
+            after = daemon.request(index_dir, {"op": "ping"})
+            time.sleep(0.1)
+        assert after is not None and after["pid"] != os.getpid()
+    finally:
+        daemon.stop(index_dir)
+    served: list[Path] = []
+    (minirepo / "new_module.py").write_text("def added_later():\n    return 1\n")
+    build_index(minirepo, IndexOptions(embed=False), serve=lambda d: served.append(d))
+    assert served == []  # nobody waits for an update: no server for a quick run
+
+
 def test_an_unqueried_indexer_leaves_no_server(minirepo: Path, default_embedder: object,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CODESEARCH_NO_DAEMON", raising=False)
@@ -421,6 +501,49 @@ def test_query_waits_for_a_first_build_then_answers(minirepo: Path) -> None:
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert json.loads(out)["results"][0]["symbol"] == "ReverseString"
+
+
+_THIN_QUERY = """
+import atexit, sys
+heavy = ("typer", "rich", "numpy", "lancedb", "onnxruntime", "click", "torch")
+atexit.register(lambda: print("HEAVY", sorted(m for m in heavy if m in sys.modules), file=sys.stderr))
+sys.argv = ["codesearch", "query", *sys.argv[1:]]
+import codesearch
+codesearch.main()
+"""
+
+
+@pytest.mark.parametrize("as_json", [True, False])
+def test_a_query_waits_for_a_first_build_without_the_cli_and_the_indexer_answers(
+        minirepo: Path, as_json: bool) -> None:
+    build_index(minirepo, IndexOptions(embed=False))
+    index_dir = minirepo / INDEX_DIRNAME
+    built = read_manifest(index_dir)
+    assert built is not None
+    env = {k: v for k, v in os.environ.items() if k != "CODESEARCH_NO_DAEMON"}
+    args = ["ReverseString", "--mode", "text", *(["--json"] if as_json else [])]
+    with index_lock(index_dir):  # a first build in its full-text tier, as the query sees it
+        write_manifest(index_dir, replace(built, indexed_at=0.0))
+        proc = subprocess.Popen([sys.executable, "-c", _THIN_QUERY, *args], cwd=minirepo, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(2.0)
+        assert proc.poll() is None, proc.communicate()  # still waiting, not failing
+        # The indexer binds its server before it says the full-text tier is ready.
+        server = daemon.serve_in_thread(index_dir)
+        assert server is not None
+        try:
+            write_manifest(index_dir, built)
+            out, err = proc.communicate(timeout=120)
+        finally:
+            server.close()
+    assert proc.returncode == 0, err
+    assert "HEAVY []" in err, err  # it waited and printed without loading the CLI
+    assert server.queries == 1  # answered by the indexing process
+    assert ("waiting for `codesearch index`" in err) is not as_json
+    if as_json:
+        assert json.loads(out)["results"][0]["symbol"] == "ReverseString"
+    else:
+        assert "ReverseString" in out.splitlines()[0]
 
 
 def test_query_on_an_abandoned_first_build_fails_in_one_line(minirepo: Path) -> None:

@@ -479,8 +479,10 @@ def _build_locked(
                           new=existing is None, engine=engine)
     report.seconds_lexical = time.perf_counter() - started
     # Bound before the manifest says the full-text tier is ready, so a query that
-    # waited for it finds this process answering (see cli.query).
-    server = serve(index_dir) if serve is not None and options.embed else None
+    # waited for it finds this process answering (cli/thin.py). Queries wait only for
+    # a first build; a run without embedding is over too soon to serve otherwise.
+    serving = serve is not None and (options.embed or existing is None)
+    server = serve(index_dir) if serving else None
     try:
         if server is not None:
             server.load_catalog()
@@ -489,7 +491,7 @@ def _build_locked(
         _record(index_dir, manifest, store, report, complete=False)
         if store.ensure_fts():
             write_manifest(index_dir, manifest)  # a new mtime: servers reopen the tables
-        if server is not None:
+        if server is not None and options.embed:
             server.warm()
         if options.embed:
             _interim_tier(store, index_dir, manifest, options, report)

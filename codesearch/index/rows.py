@@ -248,19 +248,28 @@ def die_with_parent(parent: int, parent_is_main_thread: bool) -> None:
     threading.Thread(target=watch, name="codesearch-parent-watch", daemon=True).start()
 
 
-def _spawn_executor(workers: int) -> Executor:
+def _spawn_executor(workers: int, fork: bool = False) -> Executor:
     import multiprocessing
     import threading
     from concurrent.futures import ProcessPoolExecutor
 
-    # The workers are started below, on this thread (one per submitted task).
+    # The workers are started below, on this thread (spawned: one per submitted task;
+    # forked: all at the first, before the pool starts its own thread).
     on_main = threading.current_thread() is threading.main_thread()
     executor = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
                                    initargs=(os.getpid(), on_main),
-                                   mp_context=multiprocessing.get_context("spawn"))
+                                   mp_context=multiprocessing.get_context("fork" if fork else "spawn"))
     for _ in range(workers):
-        executor.submit(os.getpid)  # one process is spawned per submitted task
+        executor.submit(os.getpid)
     return executor
+
+
+def _safe_to_fork() -> bool:
+    """Forking copies only the calling thread: safe while this process has no other (no
+    LanceDB runtime, no ONNX session yet), and on Linux (macOS frameworks are not)."""
+    import threading
+
+    return sys.platform.startswith("linux") and threading.active_count() == 1
 
 
 _spare: tuple[int, Executor] | None = None
@@ -269,15 +278,17 @@ _spare: tuple[int, Executor] | None = None
 def prestart_workers() -> None:
     """Spawn the chunking workers now, before the files are known.
 
-    A spawned worker needs about 0.2 s to start; begun while the parent still
-    imports the indexer and walks the tree (a core sits idle then), that time no
-    longer delays the first chunk of a first build. The next RowPool with as many
-    workers adopts them; `discard_spare_workers` stops them if none does.
+    A spawned worker needs about 0.2 s of CPU to start; begun while the parent still
+    imports the indexer and walks the tree, that time no longer delays the first chunk
+    of a first build. Forked (where that is safe: the CLI calls this before anything
+    starts a thread), a worker starts at once with the parent's modules, and both
+    cores keep that CPU for chunking. The next RowPool with as many workers adopts
+    them; `discard_spare_workers` stops them if none does.
     """
     global _spare
     workers = pool_workers(POOL_MIN_FILES)
     if workers and _spare is None:
-        _spare = (workers, _spawn_executor(workers))
+        _spare = (workers, _spawn_executor(workers, fork=_safe_to_fork()))
 
 
 def discard_spare_workers() -> None:
