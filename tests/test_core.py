@@ -278,3 +278,33 @@ def test_a_name_asks_for_the_type_as_written_not_its_impl_or_another_case():
     plain = RankingConfig(file_coherence=False, tier_nudges=False)
     assert fuse_and_rank("MonadParsec", lexical, [], candidates, plain)[0][0] == 0
     assert fuse_and_rank("YAML::Node", lexical, [], candidates, plain)[0][0] == 3  # qualified tier
+
+
+def test_query_words_meet_their_short_forms_in_code() -> None:
+    from codesearch.core.tokens import abbreviation_terms, content_words, query_words, terms_text
+
+    def others(query: str) -> list[str]:
+        words = query_words(query)
+        return abbreviation_terms(terms_text(words).split(), words)
+
+    assert {"arg", "argv", "cmd"} <= set(others("parse command line arguments"))
+    assert "context" in others("ctx value")  # and back
+    assert "parser" in others("parse") and "pars" in others("parser")  # agent nouns
+    assert "connect" not in others("db connection")  # never a term the query has
+    assert content_words(["how", "does", "routing", "work"]) == ["how", "routing"]
+    assert content_words(["does", "work"]) == ["does", "work"]  # nothing else: all kept
+
+
+def test_a_full_text_query_finds_code_written_with_abbreviations(tmp_path: Path) -> None:
+    from codesearch.core.types import RankingConfig
+
+    (tmp_path / "settings.py").write_text(
+        "def load_cfg(path):\n    cfg = open(path).read()\n    return parse_cfg_text(cfg)\n\n\n"
+        "def load_theme(path):\n    theme = open(path).read()\n    return theme.strip()\n")
+    build_index(tmp_path, IndexOptions(embed=False))
+    searcher = Searcher(tmp_path / INDEX_DIRNAME)
+    query = "load the configuration file"
+    hits = searcher.search(query, SearchOptions(k=2, mode="text")).hits
+    assert hits[0].symbol == "load_cfg"
+    off = SearchOptions(k=2, mode="text", ranking=RankingConfig(abbreviation_weight=0.0))
+    assert searcher.search(query, off).hits[0].symbol == "load_theme"  # "load" alone decides

@@ -189,10 +189,94 @@ def symbol_words(symbol: str) -> str:
     return " ".join(expand_words(symbol))
 
 
+# Words of a question about code that name no part of it ("how does X work", "where
+# is Y handled"); the full-text search leaves them out unless nothing else is left.
+QUESTION_WORDS = frozenset(
+    "does do did done work works working happen happens handled implemented logic code "
+    "where what which".split()
+)
+
+
+def content_words(words: list[str]) -> list[str]:
+    """`words` without QUESTION_WORDS (all of them if that leaves none)."""
+    kept = [w for w in words if w not in QUESTION_WORDS]
+    return kept or words
+
+
 def query_words(query: str) -> list[str]:
     """Content words of a query, identifiers split, stop words dropped."""
     words = [w for w in expand_words(query) if searchable(w)]
     return list(dict.fromkeys(words))
+
+
+# Words and the short forms code writes them in. Only pairs where both sides are
+# searchable (not code stop words) and the short form rarely means something else.
+CODE_ABBREVIATIONS: dict[str, tuple[str, ...]] = {
+    "address": ("addr",), "allocate": ("alloc",), "argument": ("arg", "argv"),
+    "array": ("arr",), "attribute": ("attr",), "authenticate": ("auth",),
+    "authentication": ("auth",), "authorization": ("auth",), "buffer": ("buf",),
+    "button": ("btn",), "calculate": ("calc",), "callback": ("cb",),
+    "certificate": ("cert",), "character": ("char",), "column": ("col",),
+    "command": ("cmd",), "compare": ("cmp",), "configuration": ("config", "cfg", "conf"),
+    "configure": ("config", "cfg"), "connection": ("conn",), "context": ("ctx",),
+    "control": ("ctrl",), "coordinate": ("coord",), "count": ("cnt",),
+    "current": ("cur", "curr"), "database": ("db",), "decrement": ("dec",),
+    "default": ("dflt",), "delete": ("del",), "description": ("desc",),
+    "destination": ("dst", "dest"), "dictionary": ("dict",), "directory": ("dir",),
+    "document": ("doc",), "element": ("elem",), "environment": ("env",),
+    "error": ("err",), "exception": ("exc",), "execute": ("exec",),
+    "expression": ("expr",), "extension": ("ext",), "format": ("fmt",),
+    "frequency": ("freq",), "generate": ("gen",), "header": ("hdr",),
+    "identifier": ("id",), "image": ("img",), "implementation": ("impl",),
+    "increment": ("inc",), "index": ("idx",), "information": ("info",),
+    "initialize": ("init",), "initialise": ("init",), "instance": ("inst",),
+    "iterator": ("iter",), "language": ("lang",), "length": ("len",),
+    "library": ("lib",), "location": ("loc",), "manager": ("mgr",),
+    "matrix": ("mat",), "maximum": ("max",), "memory": ("mem",),
+    "message": ("msg",), "minimum": ("min",), "miscellaneous": ("misc",),
+    "module": ("mod",), "namespace": ("ns",), "navigation": ("nav",),
+    "network": ("net",), "number": ("num",), "object": ("obj",),
+    "operation": ("op",), "option": ("opt",), "original": ("orig",),
+    "package": ("pkg",), "packet": ("pkt",), "parameter": ("param",),
+    "password": ("passwd", "pwd"), "pointer": ("ptr",), "position": ("pos",),
+    "previous": ("prev",), "process": ("proc",), "property": ("prop",),
+    "random": ("rand",), "receive": ("recv",), "reference": ("ref",),
+    "register": ("reg",), "regular": ("regex",), "remove": ("rm",),
+    "repository": ("repo",), "request": ("req",), "response": ("resp",),
+    "schedule": ("sched",), "separator": ("sep",), "sequence": ("seq",),
+    "server": ("srv",), "service": ("svc",), "signal": ("sig",),
+    "socket": ("sock",), "source": ("src",), "specification": ("spec",),
+    "standard": ("std",), "statistics": ("stats",), "statement": ("stmt",),
+    "structure": ("struct",), "synchronize": ("sync",), "synchronous": ("sync",),
+    "asynchronous": ("async",), "system": ("sys",), "temporary": ("tmp", "temp"),
+    "template": ("tmpl",), "timestamp": ("ts",), "token": ("tok",),
+    "transaction": ("txn", "tx"), "utility": ("util",), "utilities": ("utils",),
+    "value": ("val",), "vector": ("vec",), "version": ("ver",), "window": ("win",),
+}
+@lru_cache(maxsize=1)
+def _short_forms() -> dict[str, tuple[str, ...]]:
+    """Both directions, as index terms (stemmed: `arguments` and `argument` meet)."""
+    forms: dict[str, tuple[str, ...]] = {}
+    for word, shorts in CODE_ABBREVIATIONS.items():
+        long_term = _term(word)
+        for short in map(_term, shorts):
+            forms[long_term] = (*forms.get(long_term, ()), short)
+            forms[short] = (*forms.get(short, ()), long_term)
+    return forms
+
+
+def abbreviation_terms(terms: Iterable[str], words: Iterable[str] = ()) -> list[str]:
+    """The other spelling of each query term: `argument` -> `arg`, `argv`; `ctx` ->
+    `context` (index terms, as terms_text gives them)."""
+    have = set(terms)
+    forms = _short_forms()
+    out = [t for term in have for t in forms.get(term, ())]
+    for w in words:
+        if w.endswith("er") and len(w) > 4:
+            out += [_term(w[:-1]), _term(w[:-2])]
+        elif len(w) > 2 and w.isalpha():
+            out.append(_term(w + "r" if w.endswith("e") else w + "er"))
+    return list(dict.fromkeys(t for t in out if t and t not in have))
 
 
 _SYMBOLISH = re.compile(r"^[A-Za-z_$][\w$]*(?:(?:\.|::|:|#|->)[A-Za-z_$][\w$]*)*\(?\)?$")  # `:` Lua

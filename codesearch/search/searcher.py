@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from codesearch.core.tokens import query_words, terms_text
+from codesearch.core.tokens import abbreviation_terms, content_words, query_words, terms_text
 from codesearch.core.types import (
     CONTENT_TYPES,
     MODES,
@@ -180,18 +180,22 @@ class Catalog:
         return keep
 
 
-def lexical_query(terms: str, boosts: tuple[float, float, float] = LEXICAL_BOOSTS) -> Any:
+def lexical_query(terms: str, boosts: tuple[float, float, float] = LEXICAL_BOOSTS,
+                  other_terms: str = "", other_weight: float = 0.0) -> Any:
     """The full-text query of these terms over the three lexical columns.
 
     A row scores the weighted sum of its fields' BM25 scores (SHOULD clauses add up);
-    MultiMatchQuery would keep only its best field.
+    MultiMatchQuery would keep only its best field. `other_terms` (other spellings of
+    the words) count `other_weight` times as much.
     """
     from lancedb.query import BooleanQuery, MatchQuery, Occur
 
-    return BooleanQuery([
-        (Occur.SHOULD, MatchQuery(terms, column, boost=boost))
-        for column, boost in zip(LEXICAL_COLUMNS, boosts, strict=True)
-    ])
+    clauses = [(Occur.SHOULD, MatchQuery(terms, column, boost=boost))
+               for column, boost in zip(LEXICAL_COLUMNS, boosts, strict=True)]
+    if other_terms and other_weight > 0:
+        clauses += [(Occur.SHOULD, MatchQuery(other_terms, column, boost=boost * other_weight))
+                    for column, boost in zip(LEXICAL_COLUMNS, boosts, strict=True)]
+    return BooleanQuery(clauses)
 
 
 class Searcher:
@@ -332,15 +336,19 @@ class Searcher:
 
     def lexical(
         self, query: str, keep: np.ndarray, limit: int,
-        boosts: tuple[float, float, float] = LEXICAL_BOOSTS,
+        boosts: tuple[float, float, float] = LEXICAL_BOOSTS, abbreviation_weight: float = 0.0,
+        agent_nouns: bool = False,
     ) -> list[tuple[int, float]]:
-        words = query_words(query)
+        words = content_words(query_words(query))
         # Rows chunked before version 5 hold words that the index itself analyzes.
         analyzed = int(self.manifest.extra.get("chunker", 0)) >= ANALYZED_SINCE
         text = terms_text(words) if analyzed else " ".join(words)
         if not text or len(self.catalog) == 0:
             return []
-        search = lexical_query(text, boosts)
+        other_text = ""
+        if abbreviation_weight > 0 and analyzed:
+            other_text = " ".join(abbreviation_terms(text.split(), words if agent_nouns else ()))
+        search = lexical_query(text, boosts, other_text, abbreviation_weight)
         fetch = min(len(self.catalog), limit * 3)
         rows = (
             self.store.chunks.search(search, query_type="fts")
@@ -423,7 +431,8 @@ class Searcher:
             t = time.perf_counter()
             ranking = options.ranking
             boosts = (ranking.symbol_field_boost, ranking.path_field_boost, 1.0)
-            lexical = self.lexical(query, keep, options.candidates, boosts)
+            lexical = self.lexical(query, keep, options.candidates, boosts,
+                                   ranking.abbreviation_weight, ranking.agent_nouns)
             timings["lexical"] = (time.perf_counter() - t) * 1000
         if options.mode in ("hybrid", "vector"):
             t = time.perf_counter()
