@@ -182,13 +182,13 @@ def test_a_long_definition_is_one_hit_spanning_all_its_parts(tmp_path):
         body += [f"    total_{g}_{i} = compute_value(rows, {g * 10 + i}) + offsets[{i}]" for i in range(5)]
         body += ["", f"    if total_{g}_0 > limit:", f"        total_{g}_1 = clamp(total_{g}_1, limit)"]
     source = ("def small():\n    return 1\n\n\ndef reconcile_ledger(rows, offsets, limit):\n"
-              + "\n".join(body) + "\n    return rows\n")
+              + "\n".join(body) + "\n    audit_checksum(rows)\n    return rows\n")
     (tmp_path / "ledger.py").write_text(source)
     build_index(tmp_path, IndexOptions(embed=False))
     searcher = Searcher(tmp_path / INDEX_DIRNAME)
     parts = [i for i, s in enumerate(searcher.catalog.symbols) if s == "reconcile_ledger"]
     assert len(parts) >= 2
-    hits = searcher.search("clamp total_5_1", SearchOptions(mode="text", k=5)).hits
+    hits = searcher.search("audit checksum", SearchOptions(mode="text", k=5)).hits
     ledger = [h for h in hits if h.symbol == "reconcile_ledger"]
     assert len(ledger) == 1
     hit = ledger[0]

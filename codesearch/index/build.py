@@ -192,8 +192,9 @@ CHUNK_TOKENS_PER_MODEL_TOKEN = 1.25
 # only the words a query can ask for (tokens.searchable); 5: full-text columns hold
 # analyzed terms (tokens.index_terms; search.ANALYZED_SINCE); 6: chunks list the
 # definitions inside them (`members`); 7: C and C++ are parsed without comments inside
-# multi-line #defines and export macros (chunk._parse_view), C sees into `extern "C"`.
-CHUNKER_VERSION = 7
+# multi-line #defines and export macros (chunk._parse_view), C sees into `extern "C"`;
+# 8: rows count their lines of code (`code_lines`, for the size prior).
+CHUNKER_VERSION = 8
 # Bump when source.discover.read_text reads non-UTF-8 bytes differently: the files that
 # had such bytes (FileState.decode_errors) are read and chunked again, no others.
 # 2: Windows-1252 instead of U+FFFD (`def café_menu` was stored as `_menu`).

@@ -31,6 +31,7 @@ from typing import Any
 from codesearch.core.tokens import lexical_text, path_terms, symbol_words, terms_text
 from codesearch.embed.base import REFERENCE_CODE
 from codesearch.source.chunk import Chunk, ChunkBudget, chunk_file
+from codesearch.source.comments import code_line_count
 from codesearch.source.discover import SourceFile, read_text
 from codesearch.store.tables import ChunkRow, FileState, RowColumns, row_columns
 
@@ -74,6 +75,7 @@ def chunk_rows(chunks: Sequence[Chunk], fhash: str) -> list[ChunkRow]:
                 lex_path=path_terms(c.path),
                 lex_body=lexical_text(f"{c.context}\n{c.text}" if c.context else c.text),
                 members=json.dumps([list(m) for m in c.members]) if c.members else "",
+                code_lines=code_line_count(c.text, c.language),
             )
         )
     return rows

@@ -28,6 +28,7 @@ class Candidate:
     start_line: int
     end_line: int
     members: tuple[Member, ...] = ()  # definitions inside the chunk other than its own
+    code_lines: int = 0  # lines with code (no comments, no blank lines); 0: not known
 
 
 _TEST_PATH = re.compile(
@@ -65,6 +66,7 @@ def _in_test_module(symbol: str) -> bool:
 
 # Declarations without behaviour: TypeScript and Go type aliases and interfaces.
 DECLARATION_KINDS = frozenset({"type", "interface"})
+SPAN_REFERENCE = 25.0  # size prior over a row's span, for rows without lines of code
 
 
 def kind_factor(kind: str, symbolish: bool, config: RankingConfig) -> float:
@@ -182,9 +184,14 @@ def definition_factor(names: set[str], cand: Candidate, weight: float) -> float:
     return 1.0 + weight * (1.5 if stem.replace("_", "") in {n.replace("_", "") for n in names} else 1.0)
 
 
-def size_factor(cand: Candidate, weight: float) -> float:
-    lines = max(1, cand.end_line - cand.start_line + 1)
-    return min(1.6, max(0.8, (lines / 25) ** weight))
+def size_factor(cand: Candidate, weight: float, reference: float = 12.0) -> float:
+    """(lines of code / reference) ** weight, within [0.8, 1.6]; the span's lines when the
+    row does not know its lines of code (an index of an older chunker)."""
+    if cand.code_lines > 0:
+        lines = cand.code_lines
+    else:  # as before chunker version 8: the span over SPAN_REFERENCE lines
+        lines = max(1, cand.end_line - cand.start_line + 1) * reference / SPAN_REFERENCE
+    return min(1.6, max(0.8, (lines / reference) ** weight))
 
 
 def path_factor(words: Sequence[str], path: str, weight: float = 0.25) -> float:
@@ -281,7 +288,7 @@ def fuse_and_rank(
         if config.kind_prior:
             score *= kind_factor(cand.kind, symbolish, config)
         if sized:
-            score *= size_factor(cand, config.size_prior)
+            score *= size_factor(cand, config.size_prior, config.size_prior_lines)
         scores[idx] = score
     if config.stem_boost > 0 and not symbolish:
         _stem_boost(scores, candidates, words, config.stem_boost)

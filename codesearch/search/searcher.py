@@ -76,7 +76,7 @@ class Catalog:
     """Chunk metadata in column arrays (no text), loaded once per Searcher."""
 
     COLUMNS = ("id", "path", "language", "symbol", "kind", "start_line", "end_line",
-               "content_type", "content_hash", "members", "repo")
+               "content_type", "content_hash", "members", "repo", "code_lines")
 
     def __init__(self, table: Any):
         self.version: int = table.version  # the table version these rows are from
@@ -94,6 +94,9 @@ class Catalog:
         members = data["members"].to_pylist() if "members" in have else [None] * len(self.ids)
         self._members: list[str | None] = members  # JSON, parsed when a row is a candidate
         self.repos: list[str] = (data["repo"].to_pylist() if "repo" in have else [""] * len(self.ids))
+        # 0 (unknown) in rows of an older chunker, and null in a column added to them since.
+        self.code_lines: list[int] = ([n or 0 for n in data["code_lines"].to_pylist()]
+                                      if "code_lines" in have else [0] * len(self.ids))
         self.row_of_id = {chunk_id: i for i, chunk_id in enumerate(self.ids)}
 
     def __len__(self) -> int:
@@ -137,7 +140,7 @@ class Catalog:
 
     def candidate(self, i: int) -> Candidate:
         return Candidate(i, self.paths[i], self.symbols[i], self.kinds[i], self.starts[i],
-                         self.ends[i], self.members(i))
+                         self.ends[i], self.members(i), self.code_lines[i])
 
     @functools.cached_property
     def rows_by_hash(self) -> dict[str, list[int]]:

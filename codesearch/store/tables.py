@@ -238,6 +238,9 @@ class ChunkRow:
     members: str = ""
     repo: str = ""  # the repository, in a store of many (store.shared); "" in a local index
     commit: str = ""  # the commit that repository was published at; "" in a local index
+    # Lines with code on them, comments and blank lines left out (source.comments); 0 in
+    # rows written before chunker version 8.
+    code_lines: int = 0
 
 
 RowColumns = dict[str, list[Any]]  # ChunkRow fields, each a list over the same rows
@@ -338,6 +341,7 @@ class IndexStore:
             ("file_hash", pa.string()),
         ] + [(name, pa.string()) for name in LEXICAL_COLUMNS] + [
             ("members", pa.string()), ("repo", pa.string()), ("commit", pa.string()),
+            ("code_lines", pa.int32()),
         ]
         return pa.schema(fields)
 
