@@ -281,11 +281,17 @@ def test_a_name_asks_for_the_type_as_written_not_its_impl_or_another_case():
 
 
 def test_query_words_meet_their_short_forms_in_code() -> None:
-    from codesearch.core.tokens import abbreviation_terms, content_words, query_words, terms_text
+    from codesearch.core.tokens import (
+        abbreviation_terms,
+        agent_noun_terms,
+        content_words,
+        query_words,
+        terms_text,
+    )
 
     def others(query: str) -> list[str]:
         words = query_words(query)
-        return abbreviation_terms(terms_text(words).split(), words)
+        return abbreviation_terms(terms_text(words).split()) + agent_noun_terms(words)
 
     assert {"arg", "argv", "cmd"} <= set(others("parse command line arguments"))
     assert "context" in others("ctx value")  # and back

@@ -192,8 +192,7 @@ def symbol_words(symbol: str) -> str:
 # Words of a question about code that name no part of it ("how does X work", "where
 # is Y handled"); the full-text search leaves them out unless nothing else is left.
 QUESTION_WORDS = frozenset(
-    "does do did done work works working happen happens handled implemented logic code "
-    "where what which".split()
+    "does do did work works happen happens handled implemented where what which".split()
 )
 
 
@@ -253,6 +252,8 @@ CODE_ABBREVIATIONS: dict[str, tuple[str, ...]] = {
     "transaction": ("txn", "tx"), "utility": ("util",), "utilities": ("utils",),
     "value": ("val",), "vector": ("vec",), "version": ("ver",), "window": ("win",),
 }
+
+
 @lru_cache(maxsize=1)
 def _short_forms() -> dict[str, tuple[str, ...]]:
     """Both directions, as index terms (stemmed: `arguments` and `argument` meet)."""
@@ -265,18 +266,24 @@ def _short_forms() -> dict[str, tuple[str, ...]]:
     return forms
 
 
-def abbreviation_terms(terms: Iterable[str], words: Iterable[str] = ()) -> list[str]:
+def abbreviation_terms(terms: Iterable[str]) -> list[str]:
     """The other spelling of each query term: `argument` -> `arg`, `argv`; `ctx` ->
-    `context` (index terms, as terms_text gives them)."""
+    `context` (index terms, as terms_text gives them; none the query has)."""
     have = set(terms)
     forms = _short_forms()
-    out = [t for term in have for t in forms.get(term, ())]
+    return list(dict.fromkeys(t for term in have for t in forms.get(term, ()) if t not in have))
+
+
+def agent_noun_terms(words: Iterable[str]) -> list[str]:
+    """`parse` -> `parser`, `handler` -> `handle`: the stemmer keeps them apart (query
+    words as query_words gives them; index terms out)."""
+    out: list[str] = []
     for w in words:
         if w.endswith("er") and len(w) > 4:
             out += [_term(w[:-1]), _term(w[:-2])]
         elif len(w) > 2 and w.isalpha():
             out.append(_term(w + "r" if w.endswith("e") else w + "er"))
-    return list(dict.fromkeys(t for t in out if t and t not in have))
+    return list(dict.fromkeys(t for t in out if t))
 
 
 _SYMBOLISH = re.compile(r"^[A-Za-z_$][\w$]*(?:(?:\.|::|:|#|->)[A-Za-z_$][\w$]*)*\(?\)?$")  # `:` Lua

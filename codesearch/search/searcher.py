@@ -19,7 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from codesearch.core.tokens import abbreviation_terms, content_words, query_words, terms_text
+from codesearch.core.tokens import (
+    abbreviation_terms,
+    agent_noun_terms,
+    content_words,
+    query_words,
+    terms_text,
+)
 from codesearch.core.types import (
     CONTENT_TYPES,
     MODES,
@@ -350,7 +356,9 @@ class Searcher:
             return []
         other_text = ""
         if abbreviation_weight > 0 and analyzed:
-            other_text = " ".join(abbreviation_terms(text.split(), words if agent_nouns else ()))
+            terms = text.split()
+            others = abbreviation_terms(terms) + (agent_noun_terms(words) if agent_nouns else [])
+            other_text = " ".join(dict.fromkeys(t for t in others if t not in terms))
         search = lexical_query(text, boosts, other_text, abbreviation_weight)
         fetch = min(len(self.catalog), limit * 3)
         rows = (
