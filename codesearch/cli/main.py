@@ -21,6 +21,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from codesearch.cli.thin import WAIT_TIMEOUT, WAITING
 from codesearch.cli.ui import RichProgress, console, err_console, fail, note, say_error
 from codesearch.core.errors import DEBUG_ENV, USER_ERRORS, debug_enabled
 
@@ -400,7 +401,7 @@ def _worth_a_server(index_dir: Path) -> bool:
     return has_chunks(index_dir)  # a damaged index: the search in this process says so
 
 
-def _wait_until_queryable(index_dir: Path, quiet: bool, timeout: float = 900.0) -> None:
+def _wait_until_queryable(index_dir: Path, quiet: bool, timeout: float = WAIT_TIMEOUT) -> None:
     """A first build still in its full-text tier: wait for it rather than fail."""
     import threading
 
@@ -429,7 +430,7 @@ def _wait_until_queryable(index_dir: Path, quiet: bool, timeout: float = 900.0) 
         if time.monotonic() > deadline:
             fail(f"gave up after {timeout:.0f} s waiting for `codesearch index` to finish")
         if not said and not quiet:
-            err_console.print("[dim]waiting for `codesearch index` to finish the full-text tier[/]")
+            err_console.print(f"[dim]{WAITING}[/]")
             said = True
         time.sleep(0.02)  # a first answer is timed from `codesearch index` starting
 

@@ -19,8 +19,6 @@ build (the full CLI's wait imported the search stack meanwhile, 0.7 s of CPU).
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import os
 import socket
@@ -28,6 +26,8 @@ import stat
 import sys
 import time
 from pathlib import Path
+
+from codesearch.core.lockprobe import lock_is_held
 
 TYPE_CHECKING = False  # not `from typing import ...`: importing typing costs 2 ms here
 if TYPE_CHECKING:
@@ -38,8 +38,10 @@ INDEX_DIRNAME = ".codesearch"  # core.types.INDEX_DIRNAME (tests/test_thin.py ke
 TERMINAL_ENV = ("TERM", "COLORTERM", "NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE",
                 "TTY_INTERACTIVE", "COLUMNS", "LINES")
 TIMEOUT = 30.0
-WAIT_TIMEOUT = 900.0  # for a first build's full-text tier, as cli.main waits
-WAITING = "waiting for `codesearch index` to finish the full-text tier"  # cli.main's words
+# A query started with a first build waits this long for its full-text tier, saying so
+# (the full CLI's wait, cli.main, uses both too).
+WAIT_TIMEOUT = 900.0
+WAITING = "waiting for `codesearch index` to finish the full-text tier"
 
 # `codesearch query` options this client understands, by spelling -> (name, kind). Any
 # other (--store, --repo, --no-daemon, --help, ...) is left to the full CLI; a test
@@ -189,15 +191,11 @@ def _queryable_manifest(index_dir: Path, quiet: bool) -> dict[str, Any]:
     deadline = time.monotonic() + WAIT_TIMEOUT
     said = False
     while True:
+        building = lock_is_held(index_dir)  # looked at first: a build may end in between
         manifest = _manifest(index_dir)
         if manifest is not None and (manifest.get("indexed_at", 0) or 0) > 0:
             return manifest
-        if not _building(index_dir):
-            manifest = _manifest(index_dir)  # it may have finished between the two looks
-            if manifest is not None and (manifest.get("indexed_at", 0) or 0) > 0:
-                return manifest
-            raise _Unsure()
-        if time.monotonic() > deadline:
+        if not building or time.monotonic() > deadline:
             raise _Unsure()
         if not said and not quiet:
             print(WAITING, file=sys.stderr, flush=True)
@@ -216,24 +214,6 @@ def _manifest(index_dir: Path) -> dict[str, Any] | None:
     if not isinstance(manifest, dict):
         raise _Unsure()
     return manifest
-
-
-def _building(index_dir: Path) -> bool:
-    """Whether a run holds the index's lock (core.lock.current_holder's probe: a shared,
-    non-blocking flock that never takes the lock from anyone)."""
-    try:
-        fd = os.open(index_dir / "lock", os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except OSError as err:
-        if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            return True
-        raise _Unsure() from err
-    finally:
-        os.close(fd)  # closing drops a shared lock taken above
-    return False
 
 
 def socket_path(index_dir: Path) -> Path:

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codesearch.core.errors import LockTimeout  # noqa: F401 (re-exported)
+from codesearch.core.lockprobe import LOCK_FILE_NAME, lock_is_held
 
-LOCK_FILE_NAME = "lock"
 _POLL_FIRST = 0.05  # seconds; short first so a quick holder costs little
 _POLL_MAX = 0.5
 
@@ -63,26 +63,11 @@ def read_holder(index_dir: Path) -> Holder | None:
 
 
 def current_holder(index_dir: Path) -> Holder | None:
-    """Who holds the lock right now, or None when it is free (for `status` and hooks).
-
-    Probes with a shared non-blocking flock, so it never waits and never takes the lock
-    from anyone; a lock held without a readable record yields pid 0.
-    """
-    try:
-        fd = os.open(Path(index_dir) / LOCK_FILE_NAME, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None  # no lock file: nobody has ever indexed here
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise
-            return _read_holder_settled(index_dir) or Holder(0, socket.gethostname(), "unknown", time.time())
-        fcntl.flock(fd, fcntl.LOCK_UN)
+    """Who holds the lock right now, or None when it is free (for `status` and hooks);
+    a lock held without a readable record yields pid 0."""
+    if not lock_is_held(index_dir):
         return None
-    finally:
-        os.close(fd)
+    return _read_holder_settled(index_dir) or Holder(0, socket.gethostname(), "unknown", time.time())
 
 
 @contextmanager

@@ -188,10 +188,10 @@ def size_factor(cand: Candidate, weight: float, reference: float = 12.0) -> floa
     """(lines of code / reference) ** weight, within [0.8, 1.6]; the span's lines when the
     row does not know its lines of code (an index of an older chunker)."""
     if cand.code_lines > 0:
-        lines = cand.code_lines
+        ratio = cand.code_lines / reference
     else:  # as before chunker version 8: the span over SPAN_REFERENCE lines
-        lines = max(1, cand.end_line - cand.start_line + 1) * reference / SPAN_REFERENCE
-    return min(1.6, max(0.8, (lines / reference) ** weight))
+        ratio = max(1, cand.end_line - cand.start_line + 1) / SPAN_REFERENCE
+    return min(1.6, max(0.8, ratio ** weight))
 
 
 def path_factor(words: Sequence[str], path: str, weight: float = 0.25) -> float:

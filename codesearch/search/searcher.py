@@ -199,12 +199,12 @@ def lexical_query(terms: str, boosts: tuple[float, float, float] = LEXICAL_BOOST
     """
     from lancedb.query import BooleanQuery, MatchQuery, Occur
 
-    clauses = [(Occur.SHOULD, MatchQuery(terms, column, boost=boost))
-               for column, boost in zip(LEXICAL_COLUMNS, boosts, strict=True)]
-    if other_terms and other_weight > 0:
-        clauses += [(Occur.SHOULD, MatchQuery(other_terms, column, boost=boost * other_weight))
-                    for column, boost in zip(LEXICAL_COLUMNS, boosts, strict=True)]
-    return BooleanQuery(clauses)
+    weighted = [(terms, 1.0)] + ([(other_terms, other_weight)] if other_terms and other_weight > 0 else [])
+    return BooleanQuery([
+        (Occur.SHOULD, MatchQuery(text, column, boost=boost * weight))
+        for text, weight in weighted
+        for column, boost in zip(LEXICAL_COLUMNS, boosts, strict=True)
+    ])
 
 
 class Searcher:
