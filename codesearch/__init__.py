@@ -46,7 +46,7 @@ def main() -> None:
             sys.exit(code)
     from codesearch.cli.main import main as cli_main
 
-    if sys.argv[1:2] != ["query"]:
+    if sys.argv[1:2] not in EXIT_AT_ONCE:
         cli_main()
         return
     try:
@@ -55,11 +55,17 @@ def main() -> None:
         _exit_now(done.code)
 
 
+# Commands that may end with native threads still running: a query's ONNX session and
+# LanceDB's runtime (0.2 s to dismantle after the answer is out); the MCP server's
+# background work, cancelled when its client hangs up (tearing the interpreter down
+# around it once ended `codesearch mcp` with SIGABRT in CI).
+EXIT_AT_ONCE = (["query"], ["mcp"])
+
+
 def _exit_now(code: object) -> None:
-    """End a query that searched in this process without tearing the interpreter down:
-    its ONNX session, LanceDB's runtime threads and modules cost 0.2 s to dismantle,
-    after the answer is out. Nothing is left to write (the warm server it may have
-    started is its own process)."""
+    """End the process without tearing the interpreter down. Nothing is left to write:
+    a warm server a query started is its own process, and the MCP server has cancelled
+    and joined its background work (LanceDB commits are atomic either way)."""
     import os
     import sys
 
