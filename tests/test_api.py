@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -80,3 +83,21 @@ def test_no_index_is_one_clear_error(tmp_path: Path) -> None:
         Index(tmp_path).search("anything")
     with pytest.raises(CodesearchError, match="run `codesearch index` first"):
         Index(tmp_path).status()
+
+
+def test_the_documented_example_as_a_script_uses_worker_processes(tmp_path: Path) -> None:
+    """Run as a file with no `if __name__ == "__main__":` guard, on a folder big enough for
+    the chunking pool: spawned workers must not run the script again (each would index
+    and wait on the lock its parent holds, for ever)."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for n in range(60):
+        (repo / f"mod_{n}.py").write_text(f"def reverse_{n}(text):\n    return text[::-1]\n")
+    script = tmp_path / "example.py"
+    script.write_text(_doc_example().replace('"path/to/repo"', repr(str(repo))))
+    env = {**os.environ, "CODESEARCH_CHUNK_WORKERS": "2", "CODESEARCH_NO_DAEMON": "1"}
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert re.findall(r"^(\d+) files", done.stdout, flags=re.M) == ["60"]  # its top level ran once
+    assert "reverse_" in done.stdout

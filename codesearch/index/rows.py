@@ -261,9 +261,32 @@ def _spawn_executor(workers: int, fork: bool = False) -> Executor:
     executor = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
                                    initargs=(os.getpid(), on_main),
                                    mp_context=multiprocessing.get_context("fork" if fork else "spawn"))
-    for _ in range(workers):
-        executor.submit(os.getpid)
+    with contextlib.nullcontext() if fork else _main_module_hidden():
+        for _ in range(workers):
+            executor.submit(os.getpid)
     return executor
+
+
+@contextlib.contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Start spawned workers that run this module only, not the caller's script.
+
+    A spawned child first imports the parent's `__main__` (its file or module). A
+    script that indexes at its top level, as docs/python-api.md shows, without an
+    `if __name__ == "__main__":` guard, would then index again in every worker and
+    wait on the index lock its parent holds, for ever. Workers need nothing from
+    `__main__` (tasks and initializer are this module's), so while they start it is
+    an empty module.
+    """
+    import types
+
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
 
 
 def _safe_to_fork() -> bool:
