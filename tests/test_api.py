@@ -85,7 +85,7 @@ def test_no_index_is_one_clear_error(tmp_path: Path) -> None:
         Index(tmp_path).status()
 
 
-def test_the_documented_example_as_a_script_uses_worker_processes(tmp_path: Path) -> None:
+def test_the_documented_example_runs_as_a_script_on_a_folder_for_the_worker_pool(tmp_path: Path) -> None:
     """Run as a file with no `if __name__ == "__main__":` guard, on a folder big enough for
     the chunking pool: spawned workers must not run the script again (each would index
     and wait on the lock its parent holds, for ever)."""
