@@ -75,23 +75,11 @@ _NOISE = re.compile(r"licen[cs]e|copyright|SPDX|TODO|FIXME", re.I)
 
 def comment_and_code(text: str, language: str) -> tuple[str, str]:
     """A chunk's comments, and its code without them (blank lines dropped)."""
-    from codesearch.source.comments import COMMENT_SYNTAX
+    from codesearch.source.comments import COMMENT_SYNTAX, split_comments
 
-    syntax = COMMENT_SYNTAX.get(language)
-    if syntax is None:
+    if language not in COMMENT_SYNTAX:
         return "", text
-    comments: list[str] = []
-    code = text
-    if syntax.block is not None:
-        comments += [m.group() for m in syntax.block.finditer(text)]
-        code = syntax.block.sub(lambda m: "\n" * m.group().count("\n"), text)
-    lines = []
-    for line in code.split("\n"):
-        stripped = line.lstrip()
-        if syntax.line and stripped.startswith(syntax.line):
-            comments.append(stripped)
-        else:
-            lines.append(line)
+    comments, lines = split_comments(text, language)
     return "\n".join(comments), re.sub(r"\n\s*\n+", "\n", "\n".join(lines)).strip("\n")
 
 

@@ -10,7 +10,7 @@ import pytest
 from codesearch.index.build import IndexOptions, build_index
 from codesearch.search.ranking import Candidate, size_factor
 from codesearch.search.searcher import Searcher, SearchOptions
-from codesearch.source.comments import COMMENT_SYNTAX, code_line_count
+from codesearch.source.comments import COMMENT_SYNTAX, code_line_count, split_comments
 from codesearch.source.languages import CODE_LANGUAGES
 from codesearch.store.tables import INDEX_DIRNAME
 
@@ -104,3 +104,13 @@ def test_a_question_prefers_the_code_to_the_documented_setter(tmp_path: Path) ->
 
     assert first(0.0) == "Config::backoff"  # its documentation says the words more often
     assert first(0.2) == "run_with_retry"  # the code that does it, by its lines of code
+
+
+def test_split_comments_tells_comments_from_code_as_the_count_does() -> None:
+    text = SAMPLES["rust"][0]
+    comments, other = split_comments(text, "rust")
+    assert comments[0] == "/* inner\n       block */"  # block comments first, whole
+    assert comments[1:] == ["/// Adds.", "///", "/// ```", "/// let a = 1;", "/// ```"]
+    assert [line for line in other if line.strip()] == [
+        "#[inline]", "pub fn add(a: i32) -> i32 {", " a + 1", "}"]  # a block is its newlines
+    assert sum(1 for line in other if line.strip()) == code_line_count(text, "rust")

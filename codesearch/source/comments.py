@@ -41,18 +41,38 @@ COMMENT_SYNTAX: dict[str, CommentSyntax] = {
 _NO_COMMENTS = CommentSyntax(())
 
 
+def _without_blocks(text: str, syntax: CommentSyntax) -> str:
+    """The text with each block comment turned into its newlines: code before or after
+    it on a line stays, and line numbers do not move."""
+    if syntax.block is not None and any(opener in text for opener in syntax.openers):
+        return syntax.block.sub(lambda m: "\n" * m.group().count("\n"), text)
+    return text
+
+
 def code_line_count(text: str, language: str) -> int:
     """Lines of `text` with code on them (at least 1 for a non-empty text)."""
     if not text:
         return 0
     syntax = COMMENT_SYNTAX.get(language, _NO_COMMENTS)
-    if syntax.block is not None and any(opener in text for opener in syntax.openers):
-        # A block becomes its newlines: code before or after it on a line stays.
-        text = syntax.block.sub(lambda m: "\n" * m.group().count("\n"), text)
     comment = syntax.line
     count = 0
-    for line in text.split("\n"):
+    for line in _without_blocks(text, syntax).split("\n"):
         stripped = line.lstrip()
         if stripped and not stripped.startswith(comment):
             count += 1
     return max(1, count)
+
+
+def split_comments(text: str, language: str) -> tuple[list[str], list[str]]:
+    """(the comments: block comments whole, then comment lines stripped; every other
+    line, blank ones included) of `text`, as code_line_count tells them apart."""
+    syntax = COMMENT_SYNTAX.get(language, _NO_COMMENTS)
+    comments = [m.group() for m in syntax.block.finditer(text)] if syntax.block is not None else []
+    other = []
+    for line in _without_blocks(text, syntax).split("\n"):
+        stripped = line.lstrip()
+        if syntax.line and stripped.startswith(syntax.line):
+            comments.append(stripped)
+        else:
+            other.append(line)
+    return comments, other
