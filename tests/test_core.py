@@ -60,6 +60,20 @@ def test_hits_carry_exact_file_lines(searcher, indexed_minirepo):
     assert "func ReverseString" in hit.text
 
 
+def test_search_is_its_candidate_lists_ranked(searcher):
+    # bench/tune.py scores ranking changes from `candidates` alone: the two must agree.
+    from codesearch.search.ranking import fuse_and_rank
+
+    options = SearchOptions(k=5)
+    lists = searcher.candidates("least recently used cache eviction", options)
+    assert lists.lexical and lists.vector
+    assert {i for i, _ in (*lists.lexical, *lists.vector)} <= set(lists.pool)
+    ranked = fuse_and_rank("least recently used cache eviction", lists.lexical, lists.vector,
+                           lists.pool, searcher.ranking(options))[:5]
+    hits = searcher.search("least recently used cache eviction", options).hits
+    assert [searcher.catalog.symbols[i] for i, _ in ranked] == [h.symbol for h in hits]
+
+
 def test_test_files_rank_below_the_code_they_test(searcher):
     paths = [h.path for h in searcher.search("count missing values", SearchOptions(k=5)).hits]
     assert paths[0] == "src/dataio/tables.py"

@@ -13,7 +13,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,16 @@ ANALYZED_SINCE = 5  # indexer.CHUNKER_VERSION whose rows hold analyzed terms
 # held-out measurement of issue 18 puts a static model at +0.009 NDCG@10 over lexical and
 # MiniLM at about +0.03, so MiniLM vectors for 30% of the chunks are worth as much.
 INTERIM_UNTIL = 0.3
+
+
+@dataclass(frozen=True)
+class CandidateLists:
+    """A query's scored candidate lists (catalog row, score), best first, and every
+    candidate by catalog row."""
+
+    lexical: list[tuple[int, float]]
+    vector: list[tuple[int, float]]
+    pool: dict[int, Candidate]
 
 
 class Catalog:
@@ -427,11 +437,15 @@ class Searcher:
         order = part[np.argsort(-scores[part], kind="stable")]
         return [(int(i), float(s)) for i, s in zip(idx[order], scores[order], strict=True)]
 
-    def search(self, query: str, options: SearchOptions | None = None) -> SearchResult:
-        options = options or SearchOptions()
+    def candidates(
+        self, query: str, options: SearchOptions, timings: dict[str, float] | None = None
+    ) -> CandidateLists:
+        """What ranking starts from: the lexical and vector lists, and every candidate
+        (the definitions the query names included). Ranking is a pure function of these
+        (`fuse_and_rank`), so bench/tune.py scores a ranking change without searching."""
         if options.mode not in MODES:
             raise ValueError(f"unknown mode '{options.mode}' (choose {', '.join(MODES)})")
-        timings: dict[str, float] = {}
+        timings = {} if timings is None else timings
         t0 = time.perf_counter()
         catalog = self.catalog
         keep = catalog.mask(options)
@@ -449,13 +463,22 @@ class Searcher:
             t = time.perf_counter()
             vector = self.vector(query, keep, options.candidates, options.query_model)
             timings["vector"] = (time.perf_counter() - t) * 1000
-        t = time.perf_counter()
         pool = {i: catalog.candidate(i) for i, _ in (*lexical, *vector)}
         if options.ranking.definition_lookup:
             for name in definition_names(query):
                 for i in catalog.rows_named(name)[:DEFINITION_LOOKUP_LIMIT]:
                     if keep[i] and i not in pool:
                         pool[i] = catalog.candidate(i)
+        return CandidateLists(lexical, vector, pool)
+
+    def search(self, query: str, options: SearchOptions | None = None) -> SearchResult:
+        options = options or SearchOptions()
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        found = self.candidates(query, options, timings)
+        lexical, vector, pool = found.lexical, found.vector, found.pool
+        catalog = self.catalog
+        t = time.perf_counter()
         wanted = max(options.k, options.rerank_top) if options.rerank else options.k
         ranked = fuse_and_rank(query, lexical, vector, pool, self.ranking(options))[:wanted]
         lex_rank = {i: r + 1 for r, (i, _) in enumerate(lexical)}
