@@ -10,6 +10,9 @@ Ranking is a pure function of a query's candidate lists (`Searcher.candidates` t
 `bench/sweep.py`. Settings that change the lists themselves (field boosts, abbreviations,
 `definition_lookup`) are not tuned here: use sweep.py.
 
+With no vector list (`--mode text`) ranking uses the `lexical_*` settings in place of
+`size_prior`, `size_prior_lines` and `module_penalty` (`RankingConfig.lexical_only`).
+
 Coordinate ascent over GRID on half of the corpora (one corpus of each language to
 each half), scored on the other half, both ways, then on all of them. A weight change
 that helps the half it was tuned on and not the other is noise fitted to our queries.
@@ -40,6 +43,9 @@ GRID: dict[str, Sequence[object]] = {
     "size_prior": (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4),
     "size_prior_lines": (6.0, 8.0, 12.0, 16.0, 25.0),
     "size_prior_how_only": (False, True),
+    "lexical_size_prior": (0.0, 0.2, 0.3, 0.4, 0.5, 0.6),
+    "lexical_size_prior_lines": (6.0, 8.0, 12.0, 16.0),
+    "lexical_module_penalty": (0.6, 0.7, 0.8, 0.9, 1.0),
     "path_weight": (0.0, 0.1, 0.25, 0.4, 0.6),
     "stem_boost": (0.0, 0.05, 0.1, 0.2, 0.3),
     "definition_weight": (0.0, 0.1, 0.2, 0.4),

@@ -99,7 +99,8 @@ def test_a_question_prefers_the_code_to_the_documented_setter(tmp_path: Path) ->
     query = "how is the retry delay applied"
 
     def first(size_prior: float) -> str:
-        ranking = RankingConfig(size_prior=size_prior)
+        # Text mode ranks with the lexical-only size prior (RankingConfig.lexical_only).
+        ranking = RankingConfig(lexical_size_prior=size_prior)
         return searcher.search(query, SearchOptions(mode="text", k=3, ranking=ranking)).hits[0].symbol
 
     assert first(0.0) == "Config::backoff"  # its documentation says the words more often

@@ -249,7 +249,7 @@ def test_type_declarations_rank_below_code_unless_named():
     assert named[0][0] == 0
     flat = fuse_and_rank("retry options with backoff", lexical, [], candidates,
                          RankingConfig(path_match=False, file_coherence=False, kind_prior=False,
-                                       size_prior=0.0))
+                                       size_prior=0.0, lexical_size_prior=0.0))
     assert flat[0][0] == 0  # the prior, not the scores, made the difference
 
 
@@ -268,10 +268,30 @@ def test_a_question_prefers_the_definition_that_does_the_work():
     question = fuse_and_rank("how is a relative reference resolved", lexical, [], candidates, config)
     assert [i for i, _ in question][:2] == [1, 0]
     off = fuse_and_rank("how is a relative reference resolved", lexical, [], candidates,
-                        RankingConfig(file_coherence=False, size_prior=0.0))
+                        RankingConfig(file_coherence=False, size_prior=0.0,
+                                      lexical_size_prior=0.0))
     assert [i for i, _ in off][:2] == [0, 1]
     named = fuse_and_rank("URI.scheme", lexical, [], candidates, config)
     assert named[0][0] == 0
+
+
+def test_ranking_from_words_alone_uses_its_own_size_prior():
+    """With no vector list (text mode, vectors not there yet) the lexical_* settings rank;
+    with one, the hybrid ones do."""
+    from codesearch.search.ranking import Candidate, RankingConfig, fuse_and_rank
+
+    candidates = {
+        0: Candidate(0, "lib/a.rb", "A.short", "method", 1, 3, code_lines=3),
+        1: Candidate(1, "lib/b.rb", "B.long", "method", 1, 60, code_lines=60),
+        2: Candidate(2, "lib/c.rb", "C.other", "method", 1, 5, code_lines=5),
+    }
+    lexical = [(0, 10.0), (1, 8.5), (2, 0.0)]
+    config = RankingConfig(file_coherence=False, size_prior=0.0, lexical_size_prior=0.4)
+    query = "how is a reference resolved"
+    assert fuse_and_rank(query, lexical, [], candidates, config)[0][0] == 1
+    vector = [(0, 0.9), (1, 0.8), (2, 0.1)]
+    assert fuse_and_rank(query, lexical, vector, candidates, config)[0][0] == 0
+    assert config.lexical_only().size_prior == 0.4 and config.size_prior == 0.0
 
 
 def test_a_name_asks_for_the_type_as_written_not_its_impl_or_another_case():

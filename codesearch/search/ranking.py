@@ -251,6 +251,8 @@ def fuse_and_rank(
     config: RankingConfig,
 ) -> list[tuple[int, float]]:
     """Ranked (chunk index, score) from the two scored candidate lists, best first."""
+    if not vector:
+        config = config.lexical_only()
     asked = symbol_query(query)
     symbolish, kind_hint = asked is not None, ""
     if asked is not None:
