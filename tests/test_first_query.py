@@ -54,6 +54,32 @@ def test_pool_workers_produce_exactly_the_in_process_rows() -> None:
     assert sum(len(b.columns["id"]) for b in here) > 100
 
 
+def test_a_pool_started_on_the_first_files_and_extended_gives_the_same_rows() -> None:
+    # A first build starts chunking before the walk is over (index.build.FIRST_FILES).
+    files = list(discover(FIXTURES, DiscoveryOptions()))
+    jobs = [ChunkJob(f) for f in files]
+    spec = budget_spec(get_profile("minilm"))
+    with RowPool(jobs, spec, workers=0) as pool:
+        whole = list(pool.results())
+    for workers in (2, 0):
+        with RowPool(jobs[:21], spec, workers=workers) as pool:  # not a whole task: 16 + 5
+            pool.start()
+            pool.extend(jobs[21:])
+            pool.extend([])
+            assert pool.jobs == jobs
+            streamed = list(pool.results())
+        assert [f for b in streamed for f in b.files] == [f for b in whole for f in b.files]
+        merged: dict[str, list[object]] = {}
+        for b in streamed:
+            for name, values in b.columns.items():
+                merged.setdefault(name, []).extend(values)
+        expected: dict[str, list[object]] = {}
+        for b in whole:
+            for name, values in b.columns.items():
+                expected.setdefault(name, []).extend(values)
+        assert merged == expected and len(merged["id"]) > 100
+
+
 def test_prestarted_workers_are_adopted_by_the_pool_or_stopped(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from codesearch.index import rows

@@ -7,6 +7,7 @@ next run (or by `index --background`).
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -109,6 +110,9 @@ class NullProgress:
 # The interim tier's model: static embeddings, about a thousand times MiniLM's speed
 # (docs/speed.md), so vector search works seconds after a first `index` starts.
 INTERIM_MODEL = "minilm-static"
+# A first build's pool starts on this many files (two tasks a worker) while the rest of
+# the tree is looked at.
+FIRST_FILES = 64
 INTERIM_BATCH = 4096  # texts per embed call and write: the model is no bottleneck, commits are
 
 
@@ -617,12 +621,27 @@ def _lexical_tier(
     """
     disc_options = DiscoveryOptions(max_file_bytes=options.max_file_bytes)
     stats = DiscoveryStats()
+    spec = budget_spec(index_profile(manifest))
+    make_pool = engine.row_pool if engine is not None else RowPool
+    pool = None
     progress.start("discover", None)
     gone: list[str] | None = None
     if options.paths is not None:
         from codesearch.source.discover import files_from_paths
 
         files, gone = files_from_paths(root, options.paths, disc_options)
+    elif new and engine is None:
+        # The workers start on the first files found while the rest are looked at.
+        found = discover(root, disc_options, stats)
+        files = list(itertools.islice(found, FIRST_FILES))
+        pool = RowPool([ChunkJob(f) for f in files], spec).start()
+        try:
+            rest = list(found)
+        except BaseException:
+            pool.close()
+            raise
+        pool.extend([ChunkJob(f) for f in rest])
+        files += rest
     else:
         files = list(discover(root, disc_options, stats))
     progress.finish("discover")
@@ -630,9 +649,8 @@ def _lexical_tier(
     report.skipped_large = stats.skipped_large
     report.unreadable = stats.skipped_unreadable
     report.bad_names = stats.skipped_bad_name
-    spec = budget_spec(index_profile(manifest))
-    make_pool = engine.row_pool if engine is not None else RowPool
-    pool = make_pool([ChunkJob(f) for f in files], spec).start() if new else None
+    if new and pool is None:
+        pool = make_pool([ChunkJob(f) for f in files], spec).start()
     try:
         store = IndexStore(index_dir, dim=manifest.dim, precision=manifest.precision)
         store.add_missing_columns()

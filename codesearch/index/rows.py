@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import itertools
 import json
 import os
 import signal
@@ -366,9 +367,23 @@ class RowPool:
             self._fill()
         return self
 
-    def _parts(self) -> Iterator[list[ChunkJob]]:
-        for start in range(0, len(self.jobs), FILES_PER_TASK):
+    def _parts(self, first: int = 0) -> Iterator[list[ChunkJob]]:
+        for start in range(first, len(self.jobs), FILES_PER_TASK):
             yield self.jobs[start : start + FILES_PER_TASK]
+
+    def extend(self, jobs: Sequence[ChunkJob]) -> None:
+        """More jobs, after those given so far (results stay in job order).
+
+        A first build starts the pool on the first files found and hands it the rest
+        when the walk is done, so the workers chunk while the tree is still read."""
+        if not jobs:
+            return
+        first = len(self.jobs)
+        self.jobs.extend(jobs)
+        if self._executor is None:
+            return
+        self._pending = itertools.chain(self._pending, self._parts(first))
+        self._fill()
 
     def _fill(self) -> None:
         # A bounded window of tasks in flight: memory stays flat however big the
