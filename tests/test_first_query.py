@@ -49,9 +49,10 @@ def test_pool_workers_produce_exactly_the_in_process_rows() -> None:
     # Each batch's columns hold the rows of its changed files, in order.
     for batch in here:
         counts = [f.state.chunks for f in batch.files if f.changed and f.state]
-        assert len(batch.columns["id"]) == sum(counts)
-        assert all(len(values) == sum(counts) for values in batch.columns.values())
-    assert sum(len(b.columns["id"]) for b in here) > 100
+        columns = batch.columns.unpack()
+        assert batch.columns.rows == len(columns["id"]) == sum(counts)
+        assert all(len(values) == sum(counts) for values in columns.values())
+    assert sum(b.columns.rows for b in here) > 100
 
 
 def test_a_pool_started_on_the_first_files_and_extended_gives_the_same_rows() -> None:
@@ -71,11 +72,11 @@ def test_a_pool_started_on_the_first_files_and_extended_gives_the_same_rows() ->
         assert [f for b in streamed for f in b.files] == [f for b in whole for f in b.files]
         merged: dict[str, list[object]] = {}
         for b in streamed:
-            for name, values in b.columns.items():
+            for name, values in b.columns.unpack().items():
                 merged.setdefault(name, []).extend(values)
         expected: dict[str, list[object]] = {}
         for b in whole:
-            for name, values in b.columns.items():
+            for name, values in b.columns.unpack().items():
                 expected.setdefault(name, []).extend(values)
         assert merged == expected and len(merged["id"]) > 100
 
@@ -128,7 +129,7 @@ with rows.RowPool(jobs, spec, workers=2) as pool:
     there = [batch.columns for batch in pool.results()]
 with rows.RowPool(jobs, spec, workers=0) as pool:
     here = [batch.columns for batch in pool.results()]
-print(json.dumps({"method": method, "adopted": adopted, "same": there == here, "rows": sum(len(c["id"]) for c in here)}))
+print(json.dumps({"method": method, "adopted": adopted, "same": there == here, "rows": sum(c.rows for c in here)}))
 """
 
 
@@ -293,7 +294,7 @@ def test_a_new_table_answers_before_its_full_text_indexes_are_built(minirepo: Pa
                  budget_spec(get_profile("minilm")), workers=0) as pool:
         for batch in pool.results():
             states += [f.state for f in batch.files if f.changed]
-            rows.append(batch.columns)
+            rows.append(batch.columns.unpack())
     columns = {name: [v for part in rows for v in part[name]] for name in rows[0]}
     store.replace_files(states, columns, fresh=True)
 
@@ -582,3 +583,26 @@ def test_query_on_an_abandoned_first_build_fails_in_one_line(minirepo: Path) -> 
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1
     assert "did not finish" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_packed_columns_hold_the_rows_arrow_reads() -> None:
+    import pyarrow as pa
+
+    from codesearch.store.tables import IndexStore, PackedColumns, row_columns
+
+    files = list(discover(FIXTURES, DiscoveryOptions()))
+    spec = budget_spec(get_profile("minilm"))
+    rows = [r for f in files for r in rows_of(f, spec)]
+    rows[1] = replace(rows[1], symbol="café", text="naïve — ✓ \U0001F600\n", members="")
+    packed = PackedColumns.pack(rows)
+    assert packed.rows == len(rows) and packed.unpack() == row_columns(rows)
+    schema = IndexStore._chunk_schema()
+    assert packed.to_arrow(schema).equals(pa.Table.from_pydict(row_columns(rows), schema=schema))
+    empty = PackedColumns.pack([])
+    assert empty.rows == 0 and empty.to_arrow(schema).num_rows == 0
+
+
+def rows_of(source, spec):  # type: ignore[no-untyped-def]
+    from codesearch.index.rows import chunk_job
+
+    return chunk_job(ChunkJob(source), spec)[1]

@@ -51,7 +51,7 @@ from codesearch.store.tables import (
     IndexError_,
     IndexStore,
     Manifest,
-    RowColumns,
+    PackedColumns,
     read_manifest,
     write_manifest,
 )
@@ -692,12 +692,12 @@ def _write_rows(
 ) -> None:
     states: list[FileState] = []
     touched: list[FileState] = []
-    columns: RowColumns = {}
+    columns: list[PackedColumns] = []
 
     def flush() -> None:
         if states:
             store.replace_files(states, columns, fresh=fresh)
-            report.chunks_written += len(columns.get("id", ()))
+            report.chunks_written += sum(part.rows for part in columns)
         if touched:
             store.update_files(touched)
         states.clear()
@@ -716,8 +716,8 @@ def _write_rows(
             else:
                 report.files_changed += 1
                 states.append(item.state)
-        for name, values in batch.columns.items():
-            columns.setdefault(name, []).extend(values)
+        if batch.columns.rows:
+            columns.append(batch.columns)
         progress.advance("chunk", len(batch.files))
         if len(states) + len(touched) >= write_files:
             flush()

@@ -244,10 +244,76 @@ class ChunkRow:
 
 
 RowColumns = dict[str, list[Any]]  # ChunkRow fields, each a list over the same rows
+_NUMBER_COLUMNS = frozenset(f.name for f in fields(ChunkRow) if f.type in ("int", int))
 
 
 def row_columns(rows: Sequence[ChunkRow]) -> RowColumns:
     return {f.name: [getattr(r, f.name) for r in rows] for f in fields(ChunkRow)}
+
+
+@dataclass(frozen=True)
+class PackedColumns:
+    """Chunk rows as they cross from a chunking worker to the writing process: each text
+    column one UTF-8 buffer and its offsets, which is how Arrow holds it.
+
+    Arrow reads these in about 2 ms for 17k rows, where converting the same rows from
+    lists of Python strings took 0.16-0.4 s of the writing process, the one that also
+    imports LanceDB and commits while the workers chunk a first build. Packing costs a
+    worker about a fifth of that. Only the standard library: workers import no pyarrow.
+    """
+
+    rows: int
+    texts: dict[str, tuple[bytes, bytes]]  # column -> (int32 offsets, UTF-8 data)
+    numbers: dict[str, list[int]]
+
+    @classmethod
+    def pack(cls, rows: Sequence[ChunkRow]) -> PackedColumns:
+        import array
+        from itertools import accumulate
+
+        texts: dict[str, tuple[bytes, bytes]] = {}
+        numbers: dict[str, list[int]] = {}
+        for f in fields(ChunkRow):
+            values = [getattr(r, f.name) for r in rows]
+            if f.name in _NUMBER_COLUMNS:
+                numbers[f.name] = values
+                continue
+            encoded = [v.encode("utf-8") for v in values]
+            offsets = array.array("i", accumulate(map(len, encoded), initial=0))
+            if sys.byteorder != "little":
+                offsets.byteswap()  # Arrow buffers are little-endian
+            texts[f.name] = (offsets.tobytes(), b"".join(encoded))
+        return cls(len(rows), texts, numbers)
+
+    def unpack(self) -> RowColumns:
+        """The rows as lists again (tests, and writers of other formats)."""
+        import array
+
+        columns: RowColumns = {}
+        for f in fields(ChunkRow):
+            if f.name in self.numbers:
+                columns[f.name] = list(self.numbers[f.name])
+                continue
+            raw, data = self.texts[f.name]
+            offsets = array.array("i")
+            offsets.frombytes(raw)
+            if sys.byteorder != "little":
+                offsets.byteswap()
+            columns[f.name] = [data[a:b].decode("utf-8") for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+        return columns
+
+    def to_arrow(self, schema: Any) -> Any:
+        import pyarrow as pa
+
+        arrays = []
+        for f in schema:
+            if f.name in self.texts:
+                offsets, data = self.texts[f.name]
+                arrays.append(pa.StringArray.from_buffers(self.rows, pa.py_buffer(offsets),
+                                                          pa.py_buffer(data)))
+            else:
+                arrays.append(pa.array(self.numbers[f.name], type=f.type))
+        return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def _columns_table(items: Sequence[Any], schema: Any) -> Any:
@@ -379,10 +445,12 @@ class IndexStore:
 
     # -- writes -----------------------------------------------------------
     def replace_files(
-        self, states: Sequence[FileState], columns: RowColumns, fresh: bool = False
+        self, states: Sequence[FileState], columns: RowColumns | Sequence[PackedColumns],
+        fresh: bool = False,
     ) -> None:
         """Replace every chunk of these files in one commit, then record the files.
 
+        `columns`: the rows as lists, or packed in parts (`PackedColumns`, in order).
         `fresh`: the chunks table was empty when this run started, so none of these
         paths can have rows yet (a crashed first build leaves rows, so its rerun
         is not fresh).
@@ -393,7 +461,11 @@ class IndexStore:
         import pyarrow as pa
 
         paths = [s.path for s in states]
-        table = pa.Table.from_pydict(columns or row_columns([]), schema=self._chunk_schema())
+        schema = self._chunk_schema()
+        if isinstance(columns, dict) or not columns:
+            table = pa.Table.from_pydict(columns or row_columns([]), schema=schema)
+        else:
+            table = pa.concat_tables([part.to_arrow(schema) for part in columns])
         if fresh:
             # A first build into empty tables: plain appends, no per-path matching.
             if table.num_rows:
