@@ -110,8 +110,8 @@ class NullProgress:
 # The interim tier's model: static embeddings, about a thousand times MiniLM's speed
 # (docs/speed.md), so vector search works seconds after a first `index` starts.
 INTERIM_MODEL = "minilm-static"
-# A first build's pool starts on this many files (two tasks a worker) while the rest of
-# the tree is looked at.
+# A first build's pool starts on this many files (four tasks: two a worker on two cores)
+# while the rest of the tree is looked at.
 FIRST_FILES = 64
 INTERIM_BATCH = 4096  # texts per embed call and write: the model is no bottleneck, commits are
 
