@@ -25,7 +25,13 @@ from codesearch.core.tokens import (
     split_identifier,
 )
 from codesearch.embed.registry import get_profile
-from codesearch.index.build import IndexOptions, budget_spec, build_index
+from codesearch.index.build import (
+    WAITING_MARKER,
+    IndexOptions,
+    _answer_waiting_queries,
+    budget_spec,
+    build_index,
+)
 from codesearch.index.rows import ChunkJob, RowPool
 from codesearch.serve import daemon
 from codesearch.source.discover import DiscoveryOptions, discover
@@ -555,11 +561,15 @@ def test_a_query_waits_for_a_first_build_without_the_cli_and_the_indexer_answers
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(2.0)
         assert proc.poll() is None, proc.communicate()  # still waiting, not failing
+        marker = index_dir / f"{WAITING_MARKER}{proc.pid}"
+        assert marker.exists()  # so the indexer answers it before building its indexes
         # The indexer binds its server before it says the full-text tier is ready.
         server = daemon.serve_in_thread(index_dir)
         assert server is not None
         try:
             write_manifest(index_dir, built)
+            _answer_waiting_queries(index_dir, limit=120)  # what the indexer does next
+            assert server.queries == 1 and not marker.exists()
             out, err = proc.communicate(timeout=120)
         finally:
             server.close()
@@ -571,6 +581,24 @@ def test_a_query_waits_for_a_first_build_without_the_cli_and_the_indexer_answers
         assert json.loads(out)["results"][0]["symbol"] == "ReverseString"
     else:
         assert "ReverseString" in out.splitlines()[0]
+
+
+def test_the_marker_of_a_query_that_died_waiting_holds_nothing_up(tmp_path: Path) -> None:
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    stale = tmp_path / f"{WAITING_MARKER}{gone.stdout.strip()}"
+    stale.touch()
+    odd = tmp_path / f"{WAITING_MARKER}x"
+    odd.touch()
+    started = time.monotonic()
+    _answer_waiting_queries(tmp_path, limit=30)
+    assert time.monotonic() - started < 5 and not stale.exists() and not odd.exists()
+    alive = tmp_path / f"{WAITING_MARKER}{os.getpid()}"
+    alive.touch()
+    threading.Timer(0.3, alive.unlink).start()
+    started = time.monotonic()
+    _answer_waiting_queries(tmp_path, limit=30)
+    assert 0.3 <= time.monotonic() - started < 10
 
 
 def test_query_on_an_abandoned_first_build_fails_in_one_line(minirepo: Path) -> None:

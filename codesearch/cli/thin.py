@@ -42,6 +42,10 @@ TIMEOUT = 30.0
 # (the full CLI's wait, cli.main, uses both too).
 WAIT_TIMEOUT = 900.0
 WAITING = "waiting for `codesearch index` to finish the full-text tier"
+# Left in the index folder while a query waits for a first build and until it has its
+# answer: the indexer answers such queries before it builds the full-text indexes,
+# which would take half the machine from their search (index.build.WAITING_MARKER).
+WAITING_MARKER = "waiting-query-"
 
 # `codesearch query` options this client understands, by spelling -> (name, kind). Any
 # other (--store, --repo, --no-daemon, --help, ...) is left to the full CLI; a test
@@ -80,6 +84,8 @@ def run(argv: list[str]) -> int | None:
         data = answer["stdout"].encode(sys.stdout.encoding or "utf-8", sys.stdout.errors or "strict")
     except Exception:  # noqa: BLE001 (any doubt: the full CLI answers, and says what is wrong)
         return None
+    finally:
+        _stop_waiting()
     try:
         sys.stdout.flush()
         sys.stdout.buffer.write(data)
@@ -197,10 +203,33 @@ def _queryable_manifest(index_dir: Path, quiet: bool) -> dict[str, Any]:
             return manifest
         if not building or time.monotonic() > deadline:
             raise _Unsure()
-        if not said and not quiet:
-            print(WAITING, file=sys.stderr, flush=True)
+        if not said:
+            _start_waiting(index_dir)
+            if not quiet:
+                print(WAITING, file=sys.stderr, flush=True)
             said = True
         time.sleep(0.02)
+
+
+_waiting: list[Path] = []  # this process's marker, while it has one
+
+
+def _start_waiting(index_dir: Path) -> None:
+    marker = index_dir / f"{WAITING_MARKER}{os.getpid()}"
+    try:
+        marker.touch()
+    except OSError:
+        return  # the build just builds its indexes first
+    _waiting.append(marker)
+
+
+def _stop_waiting() -> None:
+    while _waiting:
+        marker = _waiting.pop()
+        try:
+            marker.unlink()
+        except OSError:
+            continue  # gone already, or the folder with it
 
 
 def _manifest(index_dir: Path) -> dict[str, Any] | None:

@@ -494,6 +494,8 @@ def _build_locked(
         # Queryable now: until the full-text indexes are built (0.25 s for 23k chunks)
         # a query searches the unindexed rows, with the same answers.
         _record(index_dir, manifest, store, report, complete=False)
+        if server is not None:
+            _answer_waiting_queries(index_dir)
         if store.ensure_fts():
             write_manifest(index_dir, manifest)  # a new mtime: servers reopen the tables
         if server is not None and options.embed:
@@ -516,6 +518,42 @@ def _build_locked(
             server.hand_over()
     report.seconds_total = time.perf_counter() - started
     return report
+
+
+# A query that waited for a first build (cli/thin.py) leaves this marker, with its pid,
+# in the index folder until it has its answer. Its search over the rows not indexed yet
+# took twice as long beside the build of the full-text indexes, so that build waits for
+# it (at most WAITING_QUERIES_SECONDS: a marker may outlive a killed query).
+WAITING_MARKER = "waiting-query-"
+WAITING_QUERIES_SECONDS = 2.0
+
+
+def _answer_waiting_queries(index_dir: Path, limit: float = WAITING_QUERIES_SECONDS) -> None:
+    """Return once no query waiting for this first build is left without its answer."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        waiting = False
+        for marker in index_dir.glob(f"{WAITING_MARKER}*"):
+            pid = marker.name.removeprefix(WAITING_MARKER)
+            if pid.isdigit() and _alive(int(pid)):
+                waiting = True
+            else:
+                marker.unlink(missing_ok=True)
+        if not waiting:
+            return
+        time.sleep(0.01)
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # someone else's: alive
+    return True
 
 
 def _snapshot_path(index_dir: Path) -> Path:
