@@ -295,14 +295,14 @@ def test_a_new_table_answers_before_its_full_text_indexes_are_built(minirepo: Pa
     store = IndexStore(tmp_path / "index")
     indexes = store.chunks.list_indices()
     assert sorted(i.columns[0] for i in indexes) == sorted(LEXICAL_COLUMNS)
-    rows, states = [], []
+    parts, states = [], []
     with RowPool([ChunkJob(f) for f in discover(minirepo, DiscoveryOptions())],
                  budget_spec(get_profile("minilm")), workers=0) as pool:
         for batch in pool.results():
             states += [f.state for f in batch.files if f.changed]
-            rows.append(batch.columns.unpack())
-    columns = {name: [v for part in rows for v in part[name]] for name in rows[0]}
-    store.replace_files(states, columns, fresh=True)
+            parts.append(batch.columns)
+    store.replace_files(states, parts, fresh=True)
+    rows = sum(part.rows for part in parts)
 
     def answers() -> list[list[dict[str, object]]]:
         return [_fts_answers(store, terms_text(query_words(query)), 10)
@@ -312,7 +312,7 @@ def test_a_new_table_answers_before_its_full_text_indexes_are_built(minirepo: Pa
     assert sum(map(bool, before)) >= 3
     assert sorted(store._missing_fts()) == sorted(LEXICAL_COLUMNS)
     assert store.ensure_fts() is True
-    assert all(i.num_unindexed_rows == 0 and i.num_indexed_rows == len(columns["id"])
+    assert all(i.num_unindexed_rows == 0 and i.num_indexed_rows == rows
                for i in store.chunks.list_indices())
     assert answers() == before
     assert store.ensure_fts() is False  # nothing left to build
@@ -614,9 +614,14 @@ def test_query_on_an_abandoned_first_build_fails_in_one_line(minirepo: Path) -> 
 
 
 def test_packed_columns_hold_the_rows_arrow_reads() -> None:
+    from dataclasses import fields
+
     import pyarrow as pa
 
-    from codesearch.store.tables import IndexStore, PackedColumns, row_columns
+    from codesearch.store.tables import ChunkRow, IndexStore, PackedColumns
+
+    def row_columns(rows: list[ChunkRow]) -> dict[str, list[object]]:
+        return {f.name: [getattr(r, f.name) for r in rows] for f in fields(ChunkRow)}
 
     files = list(discover(FIXTURES, DiscoveryOptions()))
     spec = budget_spec(get_profile("minilm"))

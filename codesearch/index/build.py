@@ -668,11 +668,11 @@ def _lexical_tier(
         from codesearch.source.discover import files_from_paths
 
         files, gone = files_from_paths(root, options.paths, disc_options)
-    elif new and engine is None:
+    elif new:
         # The workers start on the first files found while the rest are looked at.
         found = discover(root, disc_options, stats)
         files = list(itertools.islice(found, FIRST_FILES))
-        pool = RowPool([ChunkJob(f) for f in files], spec).start()
+        pool = make_pool([ChunkJob(f) for f in files], spec).start()
         try:
             rest = list(found)
         except BaseException:
@@ -687,8 +687,6 @@ def _lexical_tier(
     report.skipped_large = stats.skipped_large
     report.unreadable = stats.skipped_unreadable
     report.bad_names = stats.skipped_bad_name
-    if new and pool is None:
-        pool = make_pool([ChunkJob(f) for f in files], spec).start()
     try:
         store = IndexStore(index_dir, dim=manifest.dim, precision=manifest.precision)
         store.add_missing_columns()

@@ -71,6 +71,10 @@ class RayRowPool:
     def start(self) -> RayRowPool:
         return self
 
+    def extend(self, jobs: Sequence[ChunkJob]) -> None:
+        """More jobs (RowPool.extend): the dataset is made of all of them when results run."""
+        self.jobs.extend(jobs)
+
     def results(self) -> Iterator[ChunkedBatch]:
         if not self.jobs:
             return

@@ -247,10 +247,6 @@ RowColumns = dict[str, list[Any]]  # ChunkRow fields, each a list over the same 
 _NUMBER_COLUMNS = frozenset(f.name for f in fields(ChunkRow) if f.type in ("int", int))
 
 
-def row_columns(rows: Sequence[ChunkRow]) -> RowColumns:
-    return {f.name: [getattr(r, f.name) for r in rows] for f in fields(ChunkRow)}
-
-
 @dataclass(frozen=True)
 class PackedColumns:
     """Chunk rows as they cross from a chunking worker to the writing process: each text
@@ -445,12 +441,11 @@ class IndexStore:
 
     # -- writes -----------------------------------------------------------
     def replace_files(
-        self, states: Sequence[FileState], columns: RowColumns | Sequence[PackedColumns],
-        fresh: bool = False,
+        self, states: Sequence[FileState], columns: Sequence[PackedColumns], fresh: bool = False,
     ) -> None:
         """Replace every chunk of these files in one commit, then record the files.
 
-        `columns`: the rows as lists, or packed in parts (`PackedColumns`, in order).
+        `columns`: the rows, packed in parts (`PackedColumns`, in order).
         `fresh`: the chunks table was empty when this run started, so none of these
         paths can have rows yet (a crashed first build leaves rows, so its rerun
         is not fresh).
@@ -462,10 +457,7 @@ class IndexStore:
 
         paths = [s.path for s in states]
         schema = self._chunk_schema()
-        if isinstance(columns, dict) or not columns:
-            table = pa.Table.from_pydict(columns or row_columns([]), schema=schema)
-        else:
-            table = pa.concat_tables([part.to_arrow(schema) for part in columns])
+        table = pa.concat_tables([part.to_arrow(schema) for part in columns or [PackedColumns.pack(())]])
         if fresh:
             # A first build into empty tables: plain appends, no per-path matching.
             if table.num_rows:
