@@ -186,16 +186,18 @@ class Index:
         path: str | None = None,
         content: str = "code",
         rerank: str | None = None,
+        per_file: int = 0,
     ) -> list[Hit]:
         """The `k` best definitions for `query`, best first.
 
         `mode`: hybrid, text or vector; `lang`: only these languages; `path`: only
         paths matching this glob; `content`: code, docs or all; `rerank`: a reranker
-        spec such as `qwen3-reranker-0.6b`.
+        spec such as `qwen3-reranker-0.6b`; `per_file`: at most this many hits from one
+        file (0: no limit).
         """
         languages = (lang,) if isinstance(lang, str) else tuple(lang or ())
         options = SearchOptions(k=k, mode=mode, languages=languages, path_glob=path,
-                                content=content, rerank=rerank)
+                                content=content, rerank=rerank, per_file=per_file)
         return self.run(query, options).hits
 
     def run(self, query: str, options: SearchOptions | None = None) -> SearchResult:
@@ -419,12 +421,13 @@ class SharedIndex:
         lang: str | Sequence[str] | None = None,
         path: str | None = None,
         content: str = "code",
+        per_file: int = 0,
     ) -> list[Hit]:
         """The `k` best definitions across the store's repositories (or only `repos`);
         each hit's `repo` says where it is."""
         languages = (lang,) if isinstance(lang, str) else tuple(lang or ())
         options = SearchOptions(k=k, mode=mode, languages=languages, path_glob=path,
-                                content=content, repos=tuple(repos))
+                                content=content, repos=tuple(repos), per_file=per_file)
         return self.run(query, options).hits
 
     def run(self, query: str, options: SearchOptions | None = None) -> SearchResult:

@@ -76,6 +76,30 @@ def test_a_long_lived_index_sees_a_rewrite_on_disk(minirepo: Path, default_embed
     assert hits and hits[0].path == "widgets.py"
 
 
+def test_per_file_keeps_each_files_best_hits_in_their_order(minirepo: Path, default_embedder) -> None:
+    from collections import Counter
+
+    (minirepo / "parsers.py").write_text("".join(
+        f"def parse_config_{n}(text):\n    return parse_config_line(text, {n})\n\n\n" for n in range(6)))
+    index = Index(minirepo, embedder=default_embedder)
+    index.update()
+    every = index.search("parse config", k=30, mode="text")
+    assert Counter(h.path for h in every)["parsers.py"] >= 4
+    capped = index.search("parse config", k=30, mode="text", per_file=2)
+    assert max(Counter(h.path for h in capped).values()) == 2
+    assert [h.rank for h in capped] == list(range(1, len(capped) + 1))
+    shown: Counter[str] = Counter()
+    expected = []
+    for hit in every:
+        shown[hit.path] += 1
+        if shown[hit.path] <= 2:
+            expected.append((hit.path, hit.start_line))
+    assert [(h.path, h.start_line) for h in capped][: len(expected)] == expected
+    assert index.search("parse config", k=30, mode="text", per_file=0) == every
+    with pytest.raises(ValueError, match="per_file"):
+        index.search("parse config", per_file=-1)
+
+
 def test_no_index_is_one_clear_error(tmp_path: Path) -> None:
     from codesearch.core.errors import CodesearchError
 

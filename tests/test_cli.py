@@ -84,6 +84,8 @@ def test_errors_are_one_line_without_traceback(tmp_path, no_daemon):
     assert result.exit_code == 1 and "run `codesearch index`" in result.stderr
     result = _run(["query", "x", "--mode", "fuzzy"], tmp_path)
     assert result.exit_code == 2 and "unknown mode" in result.stderr
+    result = _run(["query", "x", "--per-file", "-1"], tmp_path)
+    assert result.exit_code == 2 and "--per-file must be 0 (no limit) or more, not -1" in result.stderr
     result = _run(["index", ".", "--model", "no-such-model"], tmp_path)
     assert result.exit_code == 1 and "unknown model" in result.stderr
     for out in (result.stdout, result.stderr):

@@ -124,7 +124,8 @@ def test_tools_and_their_schemas(client: Client) -> None:
     search = tools["search"].input_schema
     assert search["required"] == ["query"]
     props = search["properties"]
-    assert set(props) >= {"query", "k", "mode", "lang", "path", "content", "max_tokens", "cursor", "root"}
+    assert set(props) >= {"query", "k", "mode", "lang", "path", "content", "max_tokens", "cursor", "root",
+                          "per_file"}
     assert props["mode"]["enum"] == ["hybrid", "text", "vector"]
     assert props["content"]["enum"] == ["code", "docs", "all"]
     assert (props["k"]["default"], props["k"]["minimum"], props["k"]["maximum"]) == (10, 1, 100)
@@ -231,6 +232,13 @@ def test_cursor_pages_through_the_same_ranking(client: Client) -> None:
     assert seen[:12] == [(h["path"], h["start_line"]) for h in whole]
     wrong = client.error("search", query="something else", cursor=cursor)
     assert "cursor" in wrong
+    # per_file: at most that many hits of one file, the others in the order they had.
+    one = client.ok("search", k=12, max_tokens=20000, per_file=1, **query)["hits"]
+    paths = [h["path"] for h in one]
+    assert len(paths) == len(set(paths)) and len(paths) > 1
+    first_seen = list(dict.fromkeys(h["path"] for h in whole))
+    assert paths[: len(first_seen)] == first_seen
+    assert "cursor" in client.error("search", k=4, per_file=1, cursor=page["next_cursor"], **query)
 
 
 def test_an_edit_is_found_without_reindex(client: Client, repos: tuple[Path, Path]) -> None:
@@ -291,6 +299,7 @@ def test_bad_input_is_a_one_line_tool_error(client: Client) -> None:
         ("search", {"query": "x", "root": "no-such-root"}, "no root"),
         ("search", {"query": "x", "cursor": "garbage"}, "cursor"),
         ("search", {"query": "x", "content": "pictures"}, "content"),
+        ("search", {"query": "x", "per_file": -1}, "per_file"),
         ("find_symbol", {"name": ""}, "empty name"),
         ("read_span", {"path": ""}, "empty path"),
         ("reindex", {"paths": ["../outside.py"]}, "outside the indexed root"),

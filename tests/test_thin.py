@@ -87,6 +87,7 @@ def _without_timings(text: str) -> dict[str, object]:
     [QUERY, "--json", "-k", "3"],
     ["--lang", "python", "--json", "--top=2", "join a url"],
     ["ReverseString", "--mode", "text", "--json", "--content", "all"],
+    ["parse config file", "--json", "--per-file", "1", "-k", "4"],
 ])
 def test_json_is_the_full_clis_json(served: Path, args: list[str]) -> None:
     fast, full = _console_script(["query", *args], served), _full_cli(["query", *args], served)

@@ -17,13 +17,16 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from codesearch.cli.thin import WAIT_TIMEOUT, WAITING
 from codesearch.cli.ui import RichProgress, console, err_console, fail, note, say_error
 from codesearch.core.errors import DEBUG_ENV, USER_ERRORS, debug_enabled
+
+if TYPE_CHECKING:
+    from codesearch.core.types import SearchOptions
 
 app = typer.Typer(
     name="codesearch",
@@ -294,6 +297,7 @@ def query(
     lang: Annotated[list[str] | None, typer.Option("--lang", help="Only this language (repeatable).")] = None,
     path_glob: Annotated[str | None, typer.Option("--path", help="Only paths matching this glob, e.g. 'src/*'.")] = None,
     content: Annotated[str, typer.Option(help="code, docs or all.")] = "code",
+    per_file: Annotated[int, typer.Option("--per-file", help="At most this many results from one file; 0: no limit.")] = 0,
     lines: Annotated[int, typer.Option(help="Snippet lines to show per result.")] = 8,
     index_path: Annotated[Path | None, typer.Option("--index", help="Index folder (default: found upwards from here).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document (schema in the README).")] = False,
@@ -325,11 +329,14 @@ def query(
         text = clean_query(text)
         options = checked_options(SearchOptions(
             k=k, mode=mode, languages=tuple(lang or ()), path_glob=path_glob, content=content,
-            rerank=rerank, rerank_top=rerank_top, query_model=query_model))
+            rerank=rerank, rerank_top=rerank_top, query_model=query_model, per_file=per_file))
     except ValueError as err:
         fail(str(err), 2)
     if store:
-        _query_store(store, text, k, mode, list(options.languages), path_glob, content, tuple(repos or ()),
+        from dataclasses import replace
+
+        # A store is searched without a reranker or another query model.
+        _query_store(store, text, replace(options, rerank=None, query_model=None, repos=tuple(repos or ())),
                      lines, as_json)
         return
     if repos:
@@ -368,16 +375,10 @@ def query(
         daemon.spawn(index_dir)
 
 
-def _query_store(
-    store: str, text: str, k: int, mode: str, lang: list[str] | None, path_glob: str | None,
-    content: str, repos: tuple[str, ...], lines: int, as_json: bool,
-) -> None:
+def _query_store(store: str, text: str, options: SearchOptions, lines: int, as_json: bool) -> None:
     from codesearch.api import SharedIndex
-    from codesearch.core.types import SearchOptions
     from codesearch.search.render import print_json, render_hits, result_to_json
 
-    options = SearchOptions(k=k, mode=mode, languages=tuple(lang or ()), path_glob=path_glob,
-                            content=content, repos=repos)
     try:
         shared = SharedIndex(store)
         result = shared.run(text, options)

@@ -56,11 +56,12 @@ _OPTIONS: dict[str, tuple[str, str]] = {
     "--lines": ("lines", "int"), "--index": ("index_path", "str"), "--json": ("as_json", "flag"),
     "--rerank": ("rerank", "str"), "--rerank-top": ("rerank_top", "int"),
     "--no-rerank": ("no_rerank", "flag"), "--query-model": ("query_model", "str"),
+    "--per-file": ("per_file", "int"),
 }
 _DEFAULTS: dict[str, Any] = {
     "k": 10, "mode": "hybrid", "lang": [], "path_glob": None, "content": "code", "lines": 8,
     "index_path": None, "as_json": False, "rerank": None, "rerank_top": 40, "no_rerank": False,
-    "query_model": None,
+    "query_model": None, "per_file": 0,
 }
 
 
@@ -145,7 +146,8 @@ def _payload(args: dict[str, Any]) -> dict[str, Any]:
                                              or None)
     options = {"k": args["k"], "mode": args["mode"], "languages": args["lang"],
                "path_glob": args["path_glob"], "content": args["content"], "rerank": rerank,
-               "rerank_top": args["rerank_top"], "query_model": args["query_model"]}
+               "rerank_top": args["rerank_top"], "query_model": args["query_model"],
+               "per_file": args["per_file"]}
     return {"op": "cli_query", "query": args["text"], "options": options, "lines": args["lines"],
             "json": args["as_json"], "terminal": terminal()}
 

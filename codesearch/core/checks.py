@@ -56,5 +56,7 @@ def check_search_options(options: SearchOptions) -> None:
                         ("--rerank-top", options.rerank_top)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be at least 1, not {value!r}")
+    if isinstance(options.per_file, bool) or not isinstance(options.per_file, int) or options.per_file < 0:
+        raise ValueError(f"--per-file must be 0 (no limit) or more, not {options.per_file!r}")
     if options.path_glob is not None:
         check_glob(options.path_glob)

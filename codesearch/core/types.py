@@ -135,6 +135,8 @@ class SearchOptions:
     rerank_top: int = 40
     query_model: str | None = None  # another model of the index model's family (e.g. voyage-4)
     repos: tuple[str, ...] = ()  # only these repositories, in a store of many
+    # At most this many hits from one file (0: no limit); the next files move up.
+    per_file: int = 0
 
 
 @dataclass

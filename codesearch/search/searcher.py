@@ -154,6 +154,17 @@ class Catalog:
         raw = self._members[i]
         return tuple(tuple(m) for m in json.loads(raw)) if raw else ()  # type: ignore[misc]
 
+    def per_file(self, ranked: list[tuple[int, float]], limit: int) -> list[tuple[int, float]]:
+        """The ranking with at most `limit` rows of any one file (of one repository)."""
+        shown: dict[tuple[str | None, str], int] = defaultdict(int)
+        kept = []
+        for i, score in ranked:
+            key = (self.repos[i], self.paths[i])
+            if shown[key] < limit:
+                shown[key] += 1
+                kept.append((i, score))
+        return kept
+
     def candidate(self, i: int) -> Candidate:
         return Candidate(i, self.paths[i], self.symbols[i], self.kinds[i], self.starts[i],
                          self.ends[i], self.members(i), self.code_lines[i])
@@ -445,6 +456,8 @@ class Searcher:
         (`fuse_and_rank`), so bench/tune.py scores a ranking change without searching."""
         if options.mode not in MODES:
             raise ValueError(f"unknown mode '{options.mode}' (choose {', '.join(MODES)})")
+        if options.per_file < 0:
+            raise ValueError(f"per_file must be 0 (no limit) or more, not {options.per_file}")
         timings = {} if timings is None else timings
         t0 = time.perf_counter()
         catalog = self.catalog
@@ -480,7 +493,10 @@ class Searcher:
         catalog = self.catalog
         t = time.perf_counter()
         wanted = max(options.k, options.rerank_top) if options.rerank else options.k
-        ranked = fuse_and_rank(query, lexical, vector, pool, self.ranking(options))[:wanted]
+        ranked = fuse_and_rank(query, lexical, vector, pool, self.ranking(options))
+        if options.per_file:
+            ranked = catalog.per_file(ranked, options.per_file)
+        ranked = ranked[:wanted]
         lex_rank = {i: r + 1 for r, (i, _) in enumerate(lexical)}
         vec_rank = {i: r + 1 for r, (i, _) in enumerate(vector)}
         hits = [

@@ -758,7 +758,7 @@ class Tools:
 
     def search(self, query: str, k: int = 10, mode: str = "hybrid", lang: str | None = None,
                path: str | None = None, content: str = "code", max_tokens: int = 4000,
-               cursor: str | None = None, root: str | None = None) -> SearchAnswer:
+               cursor: str | None = None, root: str | None = None, per_file: int = 0) -> SearchAnswer:
         with _tool_errors():
             query = query.strip()
             if not query:
@@ -767,14 +767,15 @@ class Tools:
             _check_choice("content", content, ("code", "docs", "all"))
             _check_range("k", k, 1, MAX_K)
             _check_range("max_tokens", max_tokens, MIN_TOKENS, MAX_TOKENS)
+            _check_range("per_file", per_file, 0, MAX_K)
             targets = self.workspace.pick(root)
-            key = cursor_key(query, mode, lang, path, content, root)
+            key = cursor_key(query, mode, lang, path, content, root, per_file)
             offset = read_cursor(cursor, key) if cursor else 0
             if offset + k > MAX_RESULTS:
                 raise ToolError(f"cannot page past hit {MAX_RESULTS}: refine the query instead")
             languages = tuple(w.strip() for w in (lang or "").split(",") if w.strip())
             options = SearchOptions(k=offset + k + 1, mode=mode, languages=languages,
-                                    path_glob=path or None, content=content)
+                                    path_glob=path or None, content=content, per_file=per_file)
             notes: list[str] = []
             found, pending, reindexed = self._gather(targets, query, options, notes)
             if not found and languages:
@@ -1125,12 +1126,14 @@ def build_server(workspace: Workspace) -> MCPServer:
         max_tokens: Annotated[int, Field(description=f"Budget for the whole answer, at {CHARS_PER_TOKEN} characters of JSON per token.", ge=MIN_TOKENS, le=MAX_TOKENS)] = 4000,
         cursor: Annotated[str | None, Field(description="next_cursor of the previous answer, to get the next hits.")] = None,
         root: Annotated[str | None, Field(description="Search one root only (its name or path); default: all.")] = None,
+        per_file: Annotated[int, Field(description="At most this many hits from one file (0: no limit); 1 or 2 shows more files.", ge=0, le=MAX_K)] = 0,
     ) -> Annotated[CallToolResult, SearchAnswer]:
         """Search the code base: whole definitions (functions, classes, methods) ranked by
         words and meaning, with path, lines and code. Use it to find where something is
         done before reading files. Long hits are cut to their signature and the lines that
         matched; read_span shows the rest."""
-        return _result(tools.search(query, k, mode, lang, path, content, max_tokens, cursor, root))
+        return _result(tools.search(query, k, mode, lang, path, content, max_tokens, cursor, root,
+                                    per_file))
 
     @server.tool()
     def find_symbol(
