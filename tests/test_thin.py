@@ -215,9 +215,30 @@ def test_constants_and_socket_path_agree_with_the_server(tmp_path: Path) -> None
     assert thin.INDEX_DIRNAME == INDEX_DIRNAME
     assert thin.WAITING_MARKER == WAITING_MARKER
     assert thin.TERMINAL_ENV == render.TERMINAL_ENV
+    assert thin.PROTOCOL == daemon.PROTOCOL
     for folder in (tmp_path / "a" / INDEX_DIRNAME, Path("relative") / INDEX_DIRNAME):
         expected = daemon.socket_path(folder)  # makes the socket folder, as a server does
         assert thin.socket_path(folder) == expected
+
+
+def test_a_server_speaking_another_protocol_stops_and_the_query_is_answered_here(served: Path) -> None:
+    """A warm server outlives an upgrade of codesearch by up to its idle time: a request of
+    another protocol gets a "stale" answer, the server stops, and the CLI searches itself."""
+    index_dir = served / INDEX_DIRNAME
+    payload = {"op": "search", "protocol": daemon.PROTOCOL + 1, "query": QUERY, "options": {"k": 1}}
+    answer = daemon.request(index_dir, payload)
+    assert answer is not None and answer["ok"] is False and answer["stale"] is True
+    assert f"protocol {daemon.PROTOCOL}" in answer["error"]
+    deadline = time.monotonic() + 30
+    while daemon.request(index_dir, {"op": "ping"}, timeout=2.0) is not None:
+        assert time.monotonic() < deadline, "the stale server kept running"
+        time.sleep(0.1)
+    done = _console_script(["query", QUERY, "--json", "-k", "1"], served)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["results"][0]["path"] == "java/com/example/LruCache.java"
+    wait_for_server(index_dir)  # the query started a server of its own protocol
+    current = dict(payload, protocol=daemon.PROTOCOL)
+    assert daemon.request(index_dir, current)["ok"] is True
 
 
 def test_a_socket_folder_open_to_others_is_not_trusted(tmp_path: Path,

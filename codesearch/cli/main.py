@@ -448,9 +448,10 @@ def _query_daemon(index_dir: Path, text: str, options: Any) -> dict[str, Any] | 
     """The result from the index's warm server; None to search here (no server runs)."""
     from codesearch.serve import daemon
 
-    payload = {"op": "search", "query": text, "options": daemon.options_to_dict(options)}
+    payload = {"op": "search", "protocol": daemon.PROTOCOL, "query": text,
+               "options": daemon.options_to_dict(options)}
     answer = daemon.request(index_dir, payload)
-    if answer is None:
+    if answer is None or answer.get("stale"):  # a stale server stops after saying so
         return None
     if not answer.get("ok"):
         fail(answer.get("error", "query server failed"))

@@ -46,6 +46,8 @@ WAITING = "waiting for `codesearch index` to finish the full-text tier"
 # answer: the indexer answers such queries before it builds the full-text indexes,
 # which would take half the machine from their search (index.build.WAITING_MARKER).
 WAITING_MARKER = "waiting-query-"
+# serve.daemon.PROTOCOL, without importing the server (a test keeps them equal).
+PROTOCOL = 2
 
 # `codesearch query` options this client understands, by spelling -> (name, kind). Any
 # other (--store, --repo, --no-daemon, --help, ...) is left to the full CLI; a test
@@ -148,8 +150,8 @@ def _payload(args: dict[str, Any]) -> dict[str, Any]:
                "path_glob": args["path_glob"], "content": args["content"], "rerank": rerank,
                "rerank_top": args["rerank_top"], "query_model": args["query_model"],
                "per_file": args["per_file"]}
-    return {"op": "cli_query", "query": args["text"], "options": options, "lines": args["lines"],
-            "json": args["as_json"], "terminal": terminal()}
+    return {"op": "cli_query", "protocol": PROTOCOL, "query": args["text"], "options": options,
+            "lines": args["lines"], "json": args["as_json"], "terminal": terminal()}
 
 
 def terminal() -> dict[str, Any]:

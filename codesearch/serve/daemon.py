@@ -31,7 +31,11 @@ from typing import Any
 
 from codesearch.core.checks import clean_query
 
-PROTOCOL = 1
+# What a search request may say. Clients send theirs; a server that speaks another stops
+# after saying so, and the client searches in its own process (a server outlives an
+# upgrade of codesearch by up to its idle time, and would drop options it does not know).
+# 2: `per_file`.
+PROTOCOL = 2
 DEFAULT_IDLE_SECONDS = 900.0
 # Warm servers one user may run at once (each holds 180-310 MB); the least recently
 # used exits when another starts.
@@ -211,7 +215,7 @@ def _bind(state: _State) -> _Server:
             except Exception as err:  # noqa: BLE001 (the client shows the one line)
                 answer = {"ok": False, "error": _error_line(state, err)}
             self.wfile.write(json.dumps(answer).encode() + b"\n")
-            if payload_is_stop(line):
+            if payload_is_stop(line) or answer.get("stale"):
                 threading.Thread(target=server.shutdown, daemon=True).start()
 
     server = _Server(str(path), Handler)
@@ -448,6 +452,10 @@ def _answer(state: _State, payload: dict[str, Any], to_json: Any) -> dict[str, A
         return {"ok": True}
     if op in ("search", "cli_query"):
         from codesearch.search.options import checked_options
+
+        if payload.get("protocol", PROTOCOL) != PROTOCOL:
+            return {"ok": False, "stale": True,
+                    "error": f"this query server speaks protocol {PROTOCOL}, not {payload['protocol']}"}
 
         state.queries += 1
         with state.lock:
