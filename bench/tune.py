@@ -3,6 +3,7 @@
     python bench/tune.py                          # coordinate ascent over every weight
     python bench/tune.py --only vector_weight,size_prior
     python bench/tune.py --score "size_prior=0.3" "saturation=True"   # just score these
+    python bench/tune.py --per-file 7,5,3,2,1     # what `--per-file N` costs and gains
 
 Ranking is a pure function of a query's candidate lists (`Searcher.candidates` then
 `fuse_and_rank`), so the lists are gathered once (about 30 s for 603 queries) and any
@@ -22,13 +23,23 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from statistics import mean
 
 from codesearch.core.types import RankingConfig, SearchOptions
 from codesearch.eval.benchmark import corpus_roots, ensure_indexes
-from codesearch.eval.evaluate import EvalQuery, RetrievedChunk, load_queries, ndcg_at, recall_at
+from codesearch.eval.evaluate import (
+    RELEVANT,
+    EvalQuery,
+    RetrievedChunk,
+    Target,
+    load_queries,
+    ndcg_at,
+    recall_at,
+)
 from codesearch.index.build import IndexOptions
 from codesearch.search.ranking import Candidate, best_member, fuse_and_rank, symbol_query
 from codesearch.search.searcher import CandidateLists
@@ -94,12 +105,22 @@ def gather(queries: Sequence[EvalQuery], roots: dict[str, Path], mode: str) -> l
     return out
 
 
-def ranked_chunks(g: Gathered, config: RankingConfig) -> list[RetrievedChunk]:
-    """The top ten as Searcher.search reports them (definition spans, named members)."""
+def ranked_chunks(g: Gathered, config: RankingConfig, per_file: int = 0) -> list[RetrievedChunk]:
+    """The top ten as Searcher.search reports them (definition spans, named members;
+    at most `per_file` of one file, as `SearchOptions.per_file`)."""
     if g.vector_scale != 1.0:
         config = replace(config, vector_weight=config.vector_weight * g.vector_scale)
     lists = g.lists
-    ranked = fuse_and_rank(g.query.query, lists.lexical, lists.vector, lists.pool, config)[:10]
+    ranked = fuse_and_rank(g.query.query, lists.lexical, lists.vector, lists.pool, config)
+    if per_file:
+        shown: Counter[str] = Counter()
+        kept = []
+        for i, score_ in ranked:
+            shown[lists.pool[i].path] += 1
+            if shown[lists.pool[i].path] <= per_file:
+                kept.append((i, score_))
+        ranked = kept
+    ranked = ranked[:10]
     asked = symbol_query(g.query.query)
     out = []
     for i, _ in ranked:
@@ -139,6 +160,27 @@ def score(gathered: Sequence[Gathered], config: RankingConfig, corpora: set[str]
     n = max(1, len(rows))
     return Scores(sum(r[1] for r in rows) / n, sum(r[2] for r in rows) / n,
                   mean_by("category"), mean_by("language"))
+
+
+def breadth(gathered: Sequence[Gathered], per_file: int) -> str:
+    """One row of the --per-file table: files in the top ten and NDCG@10 scored four ways
+    (as labelled; every target worth 1, as the held-out scorer counts; the relevant
+    targets alone; and by file, a hit scoring when its file holds a target)."""
+    files, span, binary, relevant, by_file = [], [], [], [], []
+    by_category: dict[str, list[float]] = {}
+    for g in gathered:
+        chunks = ranked_chunks(g, RankingConfig(), per_file)
+        targets = g.query.targets
+        files.append(len({c.path for c in chunks}))
+        span.append(ndcg_at(chunks, targets, 10))
+        by_category.setdefault(g.query.category, []).append(span[-1])
+        binary.append(ndcg_at(chunks, [replace(t, grade=RELEVANT) for t in targets], 10))
+        relevant.append(ndcg_at(chunks, [t for t in targets if t.grade >= RELEVANT], 10))
+        paths = dict.fromkeys(t.path for t in targets)
+        by_file.append(ndcg_at(chunks, [Target(path, None, None, RELEVANT) for path in paths], 10))
+    cats = " / ".join(f"{sum(v) / len(v):.3f}" for _, v in sorted(by_category.items()))
+    return (f"| {per_file or 'no limit'} | {mean(files):.2f} | {mean(span):.3f} | {cats} | "
+            f"{mean(binary):.3f} | {mean(relevant):.3f} | {mean(by_file):.3f} |")
 
 
 def halves(gathered: Sequence[Gathered]) -> tuple[set[str], set[str]]:
@@ -192,6 +234,8 @@ def main() -> int:
     parser.add_argument("--only", help="comma-separated GRID settings to tune (default: all)")
     parser.add_argument("--score", nargs="*", metavar="CONFIG",
                         help="only score these configurations (sweep.py's syntax)")
+    parser.add_argument("--per-file", metavar="N,N,...",
+                        help="score the default ranking with at most N hits of a file, for each N")
     parser.add_argument("--queries", type=Path, default=BENCH / "queries")
     parser.add_argument("--root", type=Path, default=BENCH / ".corpora")
     args = parser.parse_args()
@@ -208,6 +252,13 @@ def main() -> int:
     gathered = gather(queries, roots, args.mode)
     print(f"{len(gathered)} queries, {len(roots)} corpora, mode {args.mode}")
     print(line("default", score(gathered, RankingConfig())))
+    if args.per_file:
+        print("| at most per file | files in the top ten | NDCG@10 | " + " / ".join(
+            sorted({g.query.category for g in gathered})) + " | binary | relevant only | file level |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for n in [0, *(int(v) for v in args.per_file.split(","))]:
+            print(breadth(gathered, n), flush=True)
+        return 0
     if args.score is not None:
         for text in args.score:
             print(line(text, score(gathered, parse_overrides(text))))
