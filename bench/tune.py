@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -41,7 +40,13 @@ from codesearch.eval.evaluate import (
     recall_at,
 )
 from codesearch.index.build import IndexOptions
-from codesearch.search.ranking import Candidate, best_member, fuse_and_rank, symbol_query
+from codesearch.search.ranking import (
+    Candidate,
+    at_most_per_file,
+    best_member,
+    fuse_and_rank,
+    symbol_query,
+)
 from codesearch.search.searcher import CandidateLists
 
 BENCH = Path(__file__).resolve().parent
@@ -113,13 +118,7 @@ def ranked_chunks(g: Gathered, config: RankingConfig, per_file: int = 0) -> list
     lists = g.lists
     ranked = fuse_and_rank(g.query.query, lists.lexical, lists.vector, lists.pool, config)
     if per_file:
-        shown: Counter[str] = Counter()
-        kept = []
-        for i, score_ in ranked:
-            shown[lists.pool[i].path] += 1
-            if shown[lists.pool[i].path] <= per_file:
-                kept.append((i, score_))
-        ranked = kept
+        ranked = at_most_per_file(ranked, lambda i: lists.pool[i].path, per_file)
     ranked = ranked[:10]
     asked = symbol_query(g.query.query)
     out = []
@@ -178,7 +177,7 @@ def breadth(gathered: Sequence[Gathered], per_file: int) -> str:
         relevant.append(ndcg_at(chunks, [t for t in targets if t.grade >= RELEVANT], 10))
         paths = dict.fromkeys(t.path for t in targets)
         by_file.append(ndcg_at(chunks, [Target(path, None, None, RELEVANT) for path in paths], 10))
-    cats = " / ".join(f"{sum(v) / len(v):.3f}" for _, v in sorted(by_category.items()))
+    cats = " / ".join(f"{mean(v):.3f}" for _, v in sorted(by_category.items()))
     return (f"| {per_file or 'no limit'} | {mean(files):.2f} | {mean(span):.3f} | {cats} | "
             f"{mean(binary):.3f} | {mean(relevant):.3f} | {mean(by_file):.3f} |")
 

@@ -8,6 +8,7 @@ next run (or by `index --background`).
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -294,8 +295,6 @@ def check_options(options: IndexOptions) -> None:
 
 def _check_writable(root: Path, index_dir: Path, rebuild: bool) -> None:
     """A read-only index (a shared copy, a read-only mount) is searched, never written."""
-    import os
-
     if index_dir.exists() and not index_dir.is_dir() and not rebuild:
         raise damaged(index_dir, "not a folder")
     if index_dir.is_dir() and not os.access(index_dir, os.W_OK):
@@ -359,8 +358,6 @@ def _remove_tree(path: Path) -> None:
 def _swap(new: Path, old: Path) -> None:
     """Put `new` where `old` is, and `old` where `new` was: one atomic exchange where the
     kernel has one (Linux), else two renames that `_finish_interrupted_swap` completes."""
-    import os
-
     if _exchange(new, old):
         return
     aside = old.with_name(ASIDE_DIRNAME)
@@ -373,8 +370,6 @@ def _swap(new: Path, old: Path) -> None:
 def _finish_interrupted_swap(root: Path, index_dir: Path) -> None:
     """After a kill between the two renames of a non-atomic swap there is no index folder,
     the finished new index beside it and the old one set aside: take the new one."""
-    import os
-
     from codesearch.core.lock import current_holder
 
     aside = root / ASIDE_DIRNAME
@@ -392,7 +387,6 @@ def _exchange(a: Path, b: Path) -> bool:
     """renameat2(RENAME_EXCHANGE): both paths swapped at once; False where unsupported."""
     import ctypes
     import errno
-    import os
 
     try:
         renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
@@ -545,8 +539,6 @@ def _answer_waiting_queries(index_dir: Path, limit: float = WAITING_QUERIES_SECO
 
 
 def _alive(pid: int) -> bool:
-    import os
-
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -567,7 +559,6 @@ def _write_snapshot(index_dir: Path, store: IndexStore) -> None:
     claims more than the tables hold.
     """
     import json
-    import os
 
     data = {p: [s.size, s.mtime_ns] for p, s in store.file_states().items()}
     path = _snapshot_path(index_dir)

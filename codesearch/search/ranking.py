@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 from codesearch.core.tokens import looks_like_symbol, query_words, split_identifier
@@ -309,6 +309,20 @@ def fuse_and_rank(
     if config.dedup:
         ranked = _dedup(ranked, candidates)
     return ranked
+
+
+def at_most_per_file(
+    ranked: Sequence[tuple[int, float]], file_of: Callable[[int], Hashable], limit: int
+) -> list[tuple[int, float]]:
+    """The ranking with at most `limit` rows of any one file (`SearchOptions.per_file`)."""
+    shown: dict[Hashable, int] = defaultdict(int)
+    kept = []
+    for i, score in ranked:
+        key = file_of(i)
+        if shown[key] < limit:
+            shown[key] += 1
+            kept.append((i, score))
+    return kept
 
 
 def _file_coherence(

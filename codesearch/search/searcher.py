@@ -38,6 +38,7 @@ from codesearch.embed.registry import ModelProfile
 from codesearch.search.ranking import (
     Candidate,
     Member,
+    at_most_per_file,
     best_member,
     definition_names,
     fuse_and_rank,
@@ -153,17 +154,6 @@ class Catalog:
     def members(self, i: int) -> tuple[Member, ...]:
         raw = self._members[i]
         return tuple(tuple(m) for m in json.loads(raw)) if raw else ()  # type: ignore[misc]
-
-    def per_file(self, ranked: list[tuple[int, float]], limit: int) -> list[tuple[int, float]]:
-        """The ranking with at most `limit` rows of any one file (of one repository)."""
-        shown: dict[tuple[str | None, str], int] = defaultdict(int)
-        kept = []
-        for i, score in ranked:
-            key = (self.repos[i], self.paths[i])
-            if shown[key] < limit:
-                shown[key] += 1
-                kept.append((i, score))
-        return kept
 
     def candidate(self, i: int) -> Candidate:
         return Candidate(i, self.paths[i], self.symbols[i], self.kinds[i], self.starts[i],
@@ -495,7 +485,9 @@ class Searcher:
         wanted = max(options.k, options.rerank_top) if options.rerank else options.k
         ranked = fuse_and_rank(query, lexical, vector, pool, self.ranking(options))
         if options.per_file:
-            ranked = catalog.per_file(ranked, options.per_file)
+            # A file is one path of one repository (a store holds many).
+            ranked = at_most_per_file(ranked, lambda i: (catalog.repos[i], catalog.paths[i]),
+                                      options.per_file)
         ranked = ranked[:wanted]
         lex_rank = {i: r + 1 for r, (i, _) in enumerate(lexical)}
         vec_rank = {i: r + 1 for r, (i, _) in enumerate(vector)}
