@@ -24,9 +24,9 @@ from codesearch.core.tokens import (
     searchable,
     split_identifier,
 )
+from codesearch.core.wire import WAITING_MARKER
 from codesearch.embed.registry import get_profile
 from codesearch.index.build import (
-    WAITING_MARKER,
     IndexOptions,
     _answer_waiting_queries,
     budget_spec,

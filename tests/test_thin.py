@@ -21,7 +21,6 @@ import typer
 from codesearch.cli import thin
 from codesearch.cli.main import app
 from codesearch.core.types import INDEX_DIRNAME
-from codesearch.index.build import WAITING_MARKER
 from codesearch.search import render
 from codesearch.serve import daemon
 from tests.conftest import wait_for_server
@@ -211,11 +210,7 @@ def test_the_option_table_matches_the_query_command() -> None:
             assert param.type.name in ("int", "integer")
 
 
-def test_constants_and_socket_path_agree_with_the_server(tmp_path: Path) -> None:
-    assert thin.INDEX_DIRNAME == INDEX_DIRNAME
-    assert thin.WAITING_MARKER == WAITING_MARKER
-    assert thin.TERMINAL_ENV == render.TERMINAL_ENV
-    assert thin.PROTOCOL == daemon.PROTOCOL
+def test_socket_path_agrees_with_the_server(tmp_path: Path) -> None:
     for folder in (tmp_path / "a" / INDEX_DIRNAME, Path("relative") / INDEX_DIRNAME):
         expected = daemon.socket_path(folder)  # makes the socket folder, as a server does
         assert thin.socket_path(folder) == expected

@@ -28,26 +28,24 @@ import time
 from pathlib import Path
 
 from codesearch.core.lockprobe import lock_is_held
+from codesearch.core.wire import (
+    INDEX_DIRNAME,
+    PROTOCOL,
+    TERMINAL_ENV,
+    WAITING_MARKER,
+    socket_folder,
+    socket_name,
+)
 
 TYPE_CHECKING = False  # not `from typing import ...`: importing typing costs 2 ms here
 if TYPE_CHECKING:
     from typing import Any
 
-INDEX_DIRNAME = ".codesearch"  # core.types.INDEX_DIRNAME (tests/test_thin.py keeps them equal)
-# The variables rich's Console reads (search.render.TERMINAL_ENV; tests keep them equal).
-TERMINAL_ENV = ("TERM", "COLORTERM", "NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE",
-                "TTY_INTERACTIVE", "COLUMNS", "LINES")
 TIMEOUT = 30.0
 # A query started with a first build waits this long for its full-text tier, saying so
 # (the full CLI's wait, cli.main, uses both too).
 WAIT_TIMEOUT = 900.0
 WAITING = "waiting for `codesearch index` to finish the full-text tier"
-# Left in the index folder while a query waits for a first build and until it has its
-# answer: the indexer answers such queries before it builds the full-text indexes,
-# which would take half the machine from their search (index.build.WAITING_MARKER).
-WAITING_MARKER = "waiting-query-"
-# serve.daemon.PROTOCOL, without importing the server (a test keeps them equal).
-PROTOCOL = 2
 
 # `codesearch query` options this client understands, by spelling -> (name, kind). Any
 # other (--store, --repo, --no-daemon, --help, ...) is left to the full CLI; a test
@@ -250,24 +248,14 @@ def _manifest(index_dir: Path) -> dict[str, Any] | None:
 
 
 def socket_path(index_dir: Path) -> Path:
-    """serve.daemon.socket_path, without importing the server (tests keep them equal).
+    """serve.daemon.socket_path, without importing the server or making its folder.
     Only in a folder of this user's that nobody else may enter (as the server checks):
     a socket planted by someone else would read the queries and write the answers."""
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if not runtime:
-        import tempfile
-
-        runtime = tempfile.gettempdir()
-    folder = Path(runtime) / f"codesearch-{os.getuid()}"
+    folder = socket_folder()
     info = os.lstat(folder)
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
         raise _Unsure()
-    try:  # hashlib's own blake2b, without loading OpenSSL (2 ms of a 100 ms budget)
-        from _blake2 import blake2b
-    except ImportError:
-        from hashlib import blake2b
-    key = blake2b(str(index_dir.resolve()).encode(), digest_size=8).hexdigest()
-    return folder / f"{key}.sock"
+    return folder / socket_name(index_dir)
 
 
 def _request(path: Path, payload: dict[str, Any], timeout: float) -> dict[str, Any] | None:

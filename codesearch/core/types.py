@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 
-# The folder, inside an indexed root, that holds its index.
-INDEX_DIRNAME = ".codesearch"
+from codesearch.core.wire import INDEX_DIRNAME  # noqa: F401 (re-exported: the folder, inside an indexed root, that holds its index)
+
 # Beside it while `index --rebuild` builds the new index, swapped in when done (and
 # the old index set aside, where the swap takes two renames).
 REBUILD_DIRNAME = INDEX_DIRNAME + ".rebuild"

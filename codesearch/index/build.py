@@ -20,6 +20,7 @@ from codesearch.core.lock import index_lock
 from codesearch.core.tokens import path_words, symbol_words
 from codesearch.core.types import ASIDE_DIRNAME, REBUILD_DIRNAME
 from codesearch.core.version import VERSION
+from codesearch.core.wire import WAITING_MARKER
 from codesearch.embed.registry import (
     DEFAULT_MODEL,
     PRECISIONS,
@@ -514,11 +515,10 @@ def _build_locked(
     return report
 
 
-# A query that waited for a first build (cli/thin.py) leaves this marker, with its pid,
-# in the index folder until it has its answer. Its search over the rows not indexed yet
-# took twice as long beside the build of the full-text indexes, so that build waits for
-# it (at most WAITING_QUERIES_SECONDS: a marker may outlive a killed query).
-WAITING_MARKER = "waiting-query-"
+# A query that waited for a first build (cli/thin.py) leaves a WAITING_MARKER until it
+# has its answer. Its search over the rows not indexed yet took twice as long beside the
+# build of the full-text indexes, so that build waits for it (at most
+# WAITING_QUERIES_SECONDS: a marker may outlive a killed query).
 WAITING_QUERIES_SECONDS = 2.0
 
 

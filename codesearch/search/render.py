@@ -13,6 +13,7 @@ from rich.text import Text
 
 from codesearch.core.tokens import query_words
 from codesearch.core.types import Hit, SearchResult
+from codesearch.core.wire import TERMINAL_ENV
 
 JSON_SCHEMA_VERSION = 1
 
@@ -149,12 +150,6 @@ def render_hits(console: Console, result: SearchResult, lines: int) -> None:
             f"[dim]{result.vectors_pending} of {result.chunks} chunks not embedded yet: "
             "results are partly lexical until `codesearch index` finishes[/]"
         )
-
-
-# The environment variables rich's Console reads to decide colours, width and
-# interactivity: a client sends these, so a console built elsewhere decides the same.
-TERMINAL_ENV = ("TERM", "COLORTERM", "NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE",
-                "TTY_INTERACTIVE", "COLUMNS", "LINES")
 
 
 class _ClientFile(io.StringIO):

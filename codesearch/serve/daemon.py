@@ -15,14 +15,12 @@ least recently used. None starts for a read-only or an empty index (cli.main).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import socket
 import socketserver
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import asdict, fields
@@ -30,12 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from codesearch.core.checks import clean_query
+from codesearch.core.wire import PROTOCOL, socket_folder, socket_name
 
-# What a search request may say. Clients send theirs; a server that speaks another stops
-# after saying so, and the client searches in its own process (a server outlives an
-# upgrade of codesearch by up to its idle time, and would drop options it does not know).
-# 2: `per_file`.
-PROTOCOL = 2
 DEFAULT_IDLE_SECONDS = 900.0
 # Warm servers one user may run at once (each holds 180-310 MB); the least recently
 # used exits when another starts.
@@ -48,7 +42,7 @@ def socket_dir() -> Path:
     (another user's, open to others, or not a folder): queries then run in-process."""
     import stat
 
-    base = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / f"codesearch-{os.getuid()}"
+    base = socket_folder()
     base.mkdir(mode=0o700, exist_ok=True)
     info = os.lstat(base)
     if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
@@ -59,9 +53,7 @@ def socket_dir() -> Path:
 
 
 def socket_path(index_dir: Path) -> Path:
-    """Short and per-user: Unix socket paths are limited to about 100 bytes."""
-    key = hashlib.blake2b(str(index_dir.resolve()).encode(), digest_size=8).hexdigest()
-    return socket_dir() / f"{key}.sock"
+    return socket_dir() / socket_name(index_dir)
 
 
 def max_servers() -> int:
