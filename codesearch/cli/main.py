@@ -73,7 +73,7 @@ def _first_build_starting(index_dir: Path, wait: float = 30.0) -> bool:
 
 @app.command()
 def index(
-    path: Annotated[Path, typer.Argument(help="Folder to index (default: current folder).")] = Path("."),
+    path: Annotated[Path, typer.Argument(help="Folder to index.")] = Path("."),
     model: Annotated[str | None, typer.Option("--model", "-m", help="Embedding model: a name from `codesearch models`, a hub id, a local folder, openai:NAME@URL or voyage:NAME. Default: the index's model, else minilm.")] = None,
     dim: Annotated[int | None, typer.Option(help="Truncate vectors to this many dimensions (MRL models).")] = None,
     precision: Annotated[str | None, typer.Option(help="Vector storage: float32, int8 or binary (default: the index's, else float32).")] = None,
@@ -300,7 +300,7 @@ def query(
     per_file: Annotated[int, typer.Option("--per-file", help="At most this many results from one file; 0: no limit.")] = 0,
     lines: Annotated[int, typer.Option(help="Snippet lines to show per result.")] = 8,
     index_path: Annotated[Path | None, typer.Option("--index", help="Index folder (default: found upwards from here).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON document (schema in the README).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document (schema: docs/json.md).")] = False,
     rerank: Annotated[str | None, typer.Option(help="Rerank the top candidates with this model, e.g. qwen3-reranker-0.6b, cross-encoder:PATH, openai-rerank:NAME@URL, voyage-rerank:rerank-2.5 (default from CODESEARCH_RERANK).")] = None,
     rerank_top: Annotated[int, typer.Option(help="Candidates sent to the reranker.")] = 40,
     no_rerank: Annotated[bool, typer.Option("--no-rerank", help="Ignore CODESEARCH_RERANK for this query.")] = False,
@@ -492,8 +492,10 @@ def status(
     store: Annotated[str | None, typer.Option("--store", help="A store of many repositories: a folder or s3://bucket/prefix (also gs://, az://); credentials from the environment.")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Read the manifest only: no check of the tables (which imports LanceDB, about 1 s).")] = False,
 ) -> None:
-    """Where the index is, which model built it, how big and how fresh it is; whether its
-    tables are readable (exit 1 and `damaged: ...` when they are not)."""
+    """Where the index is, which model built it, its size and freshness, and whether it can be read.
+
+    Exit 1 with `damaged: ...` when its tables cannot be read.
+    """
     if store:
         _store_status(store, as_json)
         return
