@@ -47,12 +47,11 @@ from codesearch.search.ranking import (
 )
 from codesearch.store.manifest import index_backend, index_profile, load_index_embedder
 from codesearch.store.tables import (
-    LEXICAL_COLUMNS,
     IndexError_,
     IndexStore,
     Manifest,
+    full_text_query,
     read_manifest,
-    scan,
     vector_columns,
 )
 
@@ -95,25 +94,23 @@ class Catalog:
     COLUMNS = ("id", "path", "language", "symbol", "kind", "start_line", "end_line",
                "content_type", "content_hash", "members", "repo", "code_lines")
 
-    def __init__(self, table: Any):
-        self.version: int = table.version  # the table version these rows are from
-        have = set(table.schema.names)  # an index written before `members` lacks it
-        data = scan(table, [c for c in self.COLUMNS if c in have])
-        self.ids: list[str] = data["id"].to_pylist()
-        self.paths: list[str] = data["path"].to_pylist()
-        self.languages: list[str] = data["language"].to_pylist()
-        self.symbols: list[str] = data["symbol"].to_pylist()
-        self.kinds: list[str] = data["kind"].to_pylist()
-        self.starts: list[int] = data["start_line"].to_pylist()
-        self.ends: list[int] = data["end_line"].to_pylist()
-        self.content_types: list[str] = data["content_type"].to_pylist()
-        self.hashes: list[str] = data["content_hash"].to_pylist()
-        members = data["members"].to_pylist() if "members" in have else [None] * len(self.ids)
-        self._members: list[str | None] = members  # JSON, parsed when a row is a candidate
-        self.repos: list[str] = (data["repo"].to_pylist() if "repo" in have else [""] * len(self.ids))
+    def __init__(self, store: Any):
+        """`store`: an IndexStore, or rows held in memory (store.memory.MemoryRows)."""
+        self.version: int = store.table_version()  # the table version these rows are from
+        data = store.catalog_columns(self.COLUMNS)  # an index written before `members` lacks it
+        self.ids: list[str] = data["id"]
+        self.paths: list[str] = data["path"]
+        self.languages: list[str] = data["language"]
+        self.symbols: list[str] = data["symbol"]
+        self.kinds: list[str] = data["kind"]
+        self.starts: list[int] = data["start_line"]
+        self.ends: list[int] = data["end_line"]
+        self.content_types: list[str] = data["content_type"]
+        self.hashes: list[str] = data["content_hash"]
+        self._members: list[str | None] = data.get("members") or [None] * len(self.ids)  # JSON, parsed when a row is a candidate
+        self.repos: list[str] = data.get("repo") or [""] * len(self.ids)
         # 0 (unknown) in rows of an older chunker, and null in a column added to them since.
-        self.code_lines: list[int] = ([n or 0 for n in data["code_lines"].to_pylist()]
-                                      if "code_lines" in have else [0] * len(self.ids))
+        self.code_lines: list[int] = [n or 0 for n in data.get("code_lines") or [0] * len(self.ids)]
         self.row_of_id = {chunk_id: i for i, chunk_id in enumerate(self.ids)}
 
     def __len__(self) -> int:
@@ -202,20 +199,8 @@ class Catalog:
 
 def lexical_query(terms: str, boosts: tuple[float, float, float] = LEXICAL_BOOSTS,
                   other_terms: str = "", other_weight: float = 0.0) -> Any:
-    """The full-text query of these terms over the three lexical columns.
-
-    A row scores the weighted sum of its fields' BM25 scores (SHOULD clauses add up);
-    MultiMatchQuery would keep only its best field. `other_terms` (other spellings of
-    the words) count `other_weight` times as much.
-    """
-    from lancedb.query import BooleanQuery, MatchQuery, Occur
-
-    weighted = [(terms, 1.0)] + ([(other_terms, other_weight)] if other_terms and other_weight > 0 else [])
-    return BooleanQuery([
-        (Occur.SHOULD, MatchQuery(text, column, boost=boost * weight))
-        for text, weight in weighted
-        for column, boost in zip(LEXICAL_COLUMNS, boosts, strict=True)
-    ])
+    """LanceDB's full-text query of these terms (store.tables.full_text_query)."""
+    return full_text_query(terms, boosts, other_terms, other_weight)
 
 
 class Searcher:
@@ -252,7 +237,7 @@ class Searcher:
     def adopt_catalog(self, other: Searcher) -> None:
         """Take another Searcher's catalog if it was read from the table version this
         one sees (a manifest rewrite alone does not change the rows)."""
-        if other._catalog is not None and other._catalog.version == self.store.chunks.version:
+        if other._catalog is not None and other._catalog.version == self.store.table_version():
             self._catalog = other._catalog
 
     @property
@@ -272,7 +257,7 @@ class Searcher:
     @property
     def catalog(self) -> Catalog:
         if self._catalog is None:
-            self._catalog = Catalog(self.store.chunks)
+            self._catalog = Catalog(self.store)
         return self._catalog
 
     def vectors(self) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -370,14 +355,9 @@ class Searcher:
             terms = text.split()
             others = abbreviation_terms(terms) + (agent_noun_terms(words) if agent_nouns else [])
             other_text = " ".join(dict.fromkeys(t for t in others if t not in terms))
-        search = lexical_query(text, boosts, other_text, abbreviation_weight)
         fetch = min(len(self.catalog), limit * 3)
-        rows = (
-            self.store.chunks.search(search, query_type="fts")
-            .select(["id", "_score"]).limit(fetch).to_arrow()
-        )
         out = []
-        for chunk_id, score in zip(rows["id"].to_pylist(), rows["_score"].to_pylist(), strict=True):
+        for chunk_id, score in self.store.full_text(text, boosts, fetch, other_text, abbreviation_weight):
             i = self.catalog.row_of_id.get(chunk_id)
             if i is not None and keep[i]:
                 out.append((i, float(score)))
@@ -389,11 +369,12 @@ class Searcher:
     def uses_ann(self) -> bool:
         """Whether vector search goes through the store's ANN index (a store past
         store.shared.ANN_THRESHOLD vectors) instead of scoring every vector here."""
+        vectors = self.store.vectors
+        if not self._ann_allowed or vectors is None:
+            return False
         from codesearch.store.shared import has_vector_index
 
-        vectors = self.store.vectors
-        return (self._ann_allowed and vectors is not None and self.manifest.precision == "float32"
-                and has_vector_index(vectors))
+        return self.manifest.precision == "float32" and has_vector_index(vectors)
 
     def ann_vector(self, qvec: np.ndarray, keep: np.ndarray, limit: int) -> list[tuple[int, float]]:
         """Nearest vectors by the IVF_PQ index, rescored exactly (`refine_factor`)."""

@@ -283,20 +283,26 @@ class PackedColumns:
 
     def unpack(self) -> RowColumns:
         """The rows as lists again (tests, and writers of other formats)."""
+        return {f.name: self.column(f.name) for f in fields(ChunkRow)}
+
+    def column(self, name: str) -> list[Any]:
+        """One column's values as a list."""
+        if name in self.numbers:
+            return list(self.numbers[name])
+        return [value.decode("utf-8") for value in self.encoded(name)]
+
+    def encoded(self, name: str, rows: Sequence[int] | None = None) -> list[bytes]:
+        """A text column's values (or those of some rows), UTF-8 encoded."""
         import array
 
-        columns: RowColumns = {}
-        for f in fields(ChunkRow):
-            if f.name in self.numbers:
-                columns[f.name] = list(self.numbers[f.name])
-                continue
-            raw, data = self.texts[f.name]
-            offsets = array.array("i")
-            offsets.frombytes(raw)
-            if sys.byteorder != "little":
-                offsets.byteswap()
-            columns[f.name] = [data[a:b].decode("utf-8") for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
-        return columns
+        raw, data = self.texts[name]
+        offsets = array.array("i")
+        offsets.frombytes(raw)
+        if sys.byteorder != "little":
+            offsets.byteswap()
+        if rows is not None:
+            return [data[offsets[i]:offsets[i + 1]] for i in rows]
+        return [data[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
 
     def to_arrow(self, schema: Any) -> Any:
         import pyarrow as pa
@@ -624,6 +630,24 @@ class IndexStore:
     def count_chunks(self) -> int:
         return self.chunks.count_rows()
 
+    def table_version(self) -> int:
+        """The chunks table's version: rows read at one version stay valid while it holds."""
+        return int(self.chunks.version)
+
+    def catalog_columns(self, names: Sequence[str]) -> dict[str, list[Any]]:
+        """These columns of every chunk, in table order (those an older index lacks are left out)."""
+        have = set(self.chunks.schema.names)
+        data = scan(self.chunks, [c for c in names if c in have])
+        return {name: data[name].to_pylist() for name in data.column_names}
+
+    def full_text(self, terms: str, boosts: tuple[float, float, float], limit: int,
+                  other_terms: str = "", other_weight: float = 0.0) -> list[tuple[str, float]]:
+        """(chunk id, BM25 score) of the best `limit` rows for these index terms (see
+        `full_text_query`), best first."""
+        query = full_text_query(terms, boosts, other_terms, other_weight)
+        rows = self.chunks.search(query, query_type="fts").select(["id", "_score"]).limit(limit).to_arrow()
+        return list(zip(rows["id"].to_pylist(), rows["_score"].to_pylist(), strict=True))
+
 
 
 # A Rust source location LanceDB appends to its messages, and the raw bytes it quotes:
@@ -684,6 +708,25 @@ def listed_tables(db: Any) -> set[str]:
     """The table names LanceDB lists for a connection (any lancedb version's API)."""
     listing = db.list_tables() if hasattr(db, "list_tables") else db.table_names()
     return set(getattr(listing, "tables", listing))
+
+
+def full_text_query(terms: str, boosts: tuple[float, float, float], other_terms: str = "",
+                    other_weight: float = 0.0) -> Any:
+    """The full-text query of these terms over the three lexical columns.
+
+    A row scores the weighted sum of its fields' BM25 scores (SHOULD clauses add up);
+    MultiMatchQuery would keep only its best field. `other_terms` (other spellings of
+    the words) count `other_weight` times as much. store.memory.MemoryRows scores the
+    same query without LanceDB.
+    """
+    from lancedb.query import BooleanQuery, MatchQuery, Occur
+
+    weighted = [(terms, 1.0)] + ([(other_terms, other_weight)] if other_terms and other_weight > 0 else [])
+    return BooleanQuery([
+        (Occur.SHOULD, MatchQuery(text, column, boost=boost * weight))
+        for text, weight in weighted
+        for column, boost in zip(LEXICAL_COLUMNS, boosts, strict=True)
+    ])
 
 
 def scan(table: Any, columns: Sequence[str], where: str | None = None) -> Any:
