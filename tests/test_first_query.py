@@ -24,7 +24,8 @@ from codesearch.core.tokens import (
     searchable,
     split_identifier,
 )
-from codesearch.core.wire import WAITING_MARKER
+from codesearch.core.types import SearchOptions
+from codesearch.core.wire import ROWS_MARKER, WAITING_MARKER
 from codesearch.embed.registry import get_profile
 from codesearch.index.build import (
     IndexOptions,
@@ -35,7 +36,15 @@ from codesearch.index.build import (
 from codesearch.index.rows import ChunkJob, RowPool
 from codesearch.serve import daemon
 from codesearch.source.discover import DiscoveryOptions, discover
-from codesearch.store.tables import INDEX_DIRNAME, read_manifest, write_manifest
+from codesearch.store.memory import MemoryRows
+from codesearch.store.tables import (
+    INDEX_DIRNAME,
+    IndexStore,
+    PackedColumns,
+    read_manifest,
+    write_manifest,
+)
+from tests.conftest import wait_for_server
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -639,3 +648,120 @@ def rows_of(source, spec):  # type: ignore[no-untyped-def]
     from codesearch.index.rows import chunk_job
 
     return chunk_job(ChunkJob(source), spec)[1]
+
+
+def _rows_in_memory(index_dir: Path, part_rows: int = 7) -> MemoryRows:
+    """The written rows of an index, packed in parts as a first build's workers send them."""
+    from dataclasses import fields as dataclass_fields
+
+    from codesearch.index.rows import ChunkRow
+
+    store = IndexStore(index_dir)
+    names = [f.name for f in dataclass_fields(ChunkRow)]
+    rows = [ChunkRow(**r) for r in store.chunks.to_arrow().select(names).to_pylist()]
+    return MemoryRows([PackedColumns.pack(rows[i:i + part_rows]) for i in range(0, len(rows), part_rows)])
+
+
+@pytest.mark.parametrize(("terms", "other_terms"), [
+    ("revers string", ""), ("revers revers string", ""), ("cach lru", "cache"),
+    ("pars url queri param", "param"), ("nosuchterm", ""), ("cach", "lru"),
+])
+def test_rows_in_memory_score_as_lancedb_full_text_search(minirepo: Path, terms: str,
+                                                          other_terms: str) -> None:
+    build_index(minirepo, IndexOptions(embed=False))
+    index_dir = minirepo / INDEX_DIRNAME
+    written = IndexStore(index_dir)
+    memory = _rows_in_memory(index_dir)
+    for boosts in ((0.5, 0.5, 1.0), (1.0, 0.25, 1.0)):
+        expected = written.full_text(terms, boosts, 50, other_terms, 0.6)
+        got = memory.full_text(terms, boosts, 50, other_terms, 0.6)
+        assert [chunk_id for chunk_id, _ in got] == [chunk_id for chunk_id, _ in expected]
+        # LanceDB adds in 32-bit floats.
+        assert all(abs(a - b) <= 1e-6 * abs(b) for (_, a), (_, b) in zip(got, expected, strict=True))
+    assert (terms == "nosuchterm") == (got == [])
+
+
+@pytest.mark.parametrize("mode", ["text", "hybrid"])
+def test_a_searcher_over_rows_in_memory_answers_as_the_written_index(minirepo: Path, mode: str) -> None:
+    from codesearch.search.searcher import Searcher
+
+    build_index(minirepo, IndexOptions(embed=False))
+    index_dir = minirepo / INDEX_DIRNAME
+    manifest = read_manifest(index_dir)
+    assert manifest is not None
+    written = Searcher(index_dir)
+    memory = Searcher(index_dir, store=_rows_in_memory(index_dir), manifest=replace(manifest))
+    for query in ("ReverseString", "reverse a string", "least recently used cache", "parse the url query",
+                  "how are requests sent", "LruCache.get"):
+        options = SearchOptions(k=10, mode=mode)
+        expected, got = written.search(query, options), memory.search(query, options)
+        assert [(h.path, h.start_line, h.end_line, h.symbol, h.kind, h.text) for h in got.hits] == \
+            [(h.path, h.start_line, h.end_line, h.symbol, h.kind, h.text) for h in expected.hits]
+        assert [h.score for h in got.hits] == pytest.approx([h.score for h in expected.hits], abs=2e-6)
+        assert (got.chunks, got.vectors_pending) == (expected.chunks, expected.vectors_pending)
+        assert got.hits, query
+
+
+def test_a_first_build_answers_a_waiting_query_from_its_rows_before_it_writes_them(
+        minirepo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A query already waiting when the last file is chunked is answered from the rows in
+    memory, before LanceDB holds any of them, with what the written index answers later."""
+    monkeypatch.delenv("CODESEARCH_NO_DAEMON", raising=False)
+    index_dir = minirepo / INDEX_DIRNAME
+    index_dir.mkdir()
+    ours = index_dir / f"{WAITING_MARKER}{os.getpid()}"  # a query waits already
+    ours.touch()
+    env = {k: v for k, v in os.environ.items() if k != "CODESEARCH_NO_DAEMON"}
+    args = ["least recently used cache", "--mode", "text", "--json"]
+    done: list[object] = []
+    worker = threading.Thread(target=lambda: done.append(
+        build_index(minirepo, IndexOptions(embed=False), serve=daemon.serve_while_indexing)))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not (index_dir / ROWS_MARKER).exists():
+            assert time.monotonic() < deadline and worker.is_alive(), "the build never answered from its rows"
+            time.sleep(0.01)
+        assert not (index_dir / "lance" / "chunks.lance").exists()  # nothing written yet
+        early = subprocess.run([sys.executable, "-c", _THIN_QUERY, *args], cwd=minirepo, env=env,
+                               capture_output=True, text=True, timeout=120)
+        assert not (index_dir / "lance" / "chunks.lance").exists()  # still nothing written
+    finally:
+        ours.unlink(missing_ok=True)
+        worker.join(300)
+    try:
+        assert early.returncode == 0, early.stderr
+        assert "HEAVY []" in early.stderr  # the thin client, answered by the build's server
+        assert done and not (index_dir / ROWS_MARKER).exists()
+        later = subprocess.run([sys.executable, "-m", "codesearch", "query", *args], cwd=minirepo,
+                               env={**env, "CODESEARCH_NO_DAEMON": "1"}, capture_output=True, text=True)
+        assert later.returncode == 0, later.stderr
+        first, then = json.loads(early.stdout), json.loads(later.stdout)
+        assert first["results"] and [(r["path"], r["start_line"], r["symbol"]) for r in first["results"]] == \
+            [(r["path"], r["start_line"], r["symbol"]) for r in then["results"]]
+        assert (first["chunks"], first["vectors_pending"]) == (then["chunks"], then["vectors_pending"])
+    finally:
+        daemon.stop(index_dir)
+
+
+def test_a_first_build_stops_the_server_of_an_index_that_is_gone(
+        minirepo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server outlives its index by up to its idle time; a first build there stops it
+    (its own server must answer the queries that wait), and leaves a live index's alone."""
+    monkeypatch.delenv("CODESEARCH_NO_DAEMON", raising=False)
+    build_index(minirepo, IndexOptions(embed=False))
+    index_dir = minirepo / INDEX_DIRNAME
+    daemon.spawn(index_dir)
+    try:
+        before = wait_for_server(index_dir)
+        daemon.stop_stale(index_dir)
+        still = daemon.request(index_dir, {"op": "ping"})
+        assert still is not None and still["pid"] == before["pid"]  # a live index keeps its server
+        shutil.rmtree(index_dir)
+        daemon.stop_stale(index_dir)
+        deadline = time.monotonic() + 30
+        while daemon.request(index_dir, {"op": "ping"}, timeout=2.0) is not None:
+            assert time.monotonic() < deadline, "the server of the removed index kept answering"
+            time.sleep(0.1)
+    finally:
+        daemon.stop(index_dir)

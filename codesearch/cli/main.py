@@ -115,7 +115,10 @@ def index(
         prestart_workers()  # a first build: chunking workers boot while we set up
     from codesearch.api import IndexOptions
     from codesearch.embed.registry import parse_prompt
-    from codesearch.serve.daemon import serve_while_indexing
+    from codesearch.serve.daemon import serve_while_indexing, stop_stale
+
+    if not target.exists and not ray_engine:
+        stop_stale(target.index_dir)
 
     options = IndexOptions(
         model=model, dim=dim, precision=precision, backend=backend, rebuild=rebuild,

@@ -31,6 +31,7 @@ from codesearch.core.lockprobe import lock_is_held
 from codesearch.core.wire import (
     INDEX_DIRNAME,
     PROTOCOL,
+    ROWS_MARKER,
     TERMINAL_ENV,
     WAITING_MARKER,
     socket_folder,
@@ -179,7 +180,8 @@ def find_index(start: Path, explicit: str | None, quiet: bool = True) -> Path:
     else:
         index_dir = _walk_up(start.resolve())
     manifest = _queryable_manifest(index_dir, quiet)
-    if not os.access(index_dir, os.W_OK) or not (manifest.get("chunks", 0) or 0) > 0:
+    empty = manifest is not None and not (manifest.get("chunks", 0) or 0) > 0
+    if not os.access(index_dir, os.W_OK) or empty:
         raise _Unsure()
     return index_dir
 
@@ -193,9 +195,10 @@ def _walk_up(here: Path) -> Path:
     raise _Unsure()
 
 
-def _queryable_manifest(index_dir: Path, quiet: bool) -> dict[str, Any]:
+def _queryable_manifest(index_dir: Path, quiet: bool) -> dict[str, Any] | None:
     """The manifest once it says the index answers; while a first build writes its
-    full-text tier, wait. _Unsure if no build is running (the full CLI says why)."""
+    full-text tier, wait; None once that build answers from the rows it holds in memory
+    (its server is bound then). _Unsure if no build is running (the full CLI says why)."""
     deadline = time.monotonic() + WAIT_TIMEOUT
     said = False
     while True:
@@ -205,6 +208,8 @@ def _queryable_manifest(index_dir: Path, quiet: bool) -> dict[str, Any]:
             return manifest
         if not building or time.monotonic() > deadline:
             raise _Unsure()
+        if (index_dir / ROWS_MARKER).exists():
+            return None
         if not said:
             _start_waiting(index_dir)
             if not quiet:

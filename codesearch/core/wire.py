@@ -21,6 +21,10 @@ PROTOCOL = 2
 # full-text indexes, which would take half the machine from their search.
 WAITING_MARKER = "waiting-query-"
 
+# Left in the index folder while a first build answers from the rows it holds in memory,
+# before it has written them (store.memory): a waiting query may ask its server now.
+ROWS_MARKER = "answering-from-rows"
+
 # The variables rich's Console reads: the thin client sends them, the server renders with them.
 TERMINAL_ENV = ("TERM", "COLORTERM", "NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE",
                 "TTY_INTERACTIVE", "COLUMNS", "LINES")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -30,6 +30,7 @@ from codesearch.embed.registry import (
 )
 from codesearch.index.rows import (  # noqa: F401 (content_hash, chunk_rows: re-exported)
     BudgetSpec,
+    ChunkedBatch,
     ChunkJob,
     RowPool,
     chunk_rows,
@@ -69,6 +70,7 @@ if TYPE_CHECKING:
 class QueryServer(Protocol):
     """A query server this process runs while it indexes (see `build_index`'s `serve`)."""
 
+    def serve_rows(self, parts: Sequence[PackedColumns], manifest: Manifest) -> None: ...
     def load_catalog(self) -> None: ...
     def warm(self) -> None: ...
     def lend_embedder(self, embedder: object) -> None: ...
@@ -475,14 +477,34 @@ def _build_locked(
     manifest.complete = False
     write_manifest(index_dir, manifest)
     report = IndexReport(root=str(root))
-    store = _lexical_tier(root, index_dir, manifest, options, progress, report,
-                          new=existing is None, engine=engine)
+    # Queries wait only for a first build; a run without embedding is over too soon to
+    # serve otherwise.
+    serving = serve is not None and (options.embed or existing is None)
+    early: list[QueryServer] = []
+
+    def answer_from_rows(parts: list[PackedColumns]) -> None:
+        server = serve(index_dir) if serve is not None else None
+        if server is None:
+            return
+        early.append(server)
+        try:
+            server.serve_rows(parts, manifest)
+        except Exception:  # noqa: BLE001 - the written rows answer instead, a moment later
+            return
+        _answer_waiting_queries(index_dir)
+
+    try:
+        store = _lexical_tier(root, index_dir, manifest, options, progress, report,
+                              new=existing is None, engine=engine,
+                              answer_from_rows=answer_from_rows if serving and existing is None else None)
+    except BaseException:
+        for server in early:
+            server.hand_over()
+        raise
     report.seconds_lexical = time.perf_counter() - started
     # Bound before the manifest says the full-text tier is ready, so a query that
-    # waited for it finds this process answering (cli/thin.py). Queries wait only for
-    # a first build; a run without embedding is over too soon to serve otherwise.
-    serving = serve is not None and (options.embed or existing is None)
-    server = serve(index_dir) if serving else None
+    # waited for it finds this process answering (cli/thin.py).
+    server = early[0] if early else (serve(index_dir) if serving else None)
     try:
         if server is not None:
             server.load_catalog()
@@ -522,20 +544,31 @@ def _build_locked(
 WAITING_QUERIES_SECONDS = 2.0
 
 
+# A first build holds its rows in memory for a waiting query up to this much source
+# (a 1,131-file repository of 10.3 MB makes about 35 MB of rows); past it, it writes
+# as it chunks and the query waits for the written rows.
+ROWS_IN_MEMORY_BYTES = 64 * 1024 * 1024
+
+
 def _answer_waiting_queries(index_dir: Path, limit: float = WAITING_QUERIES_SECONDS) -> None:
     """Return once no query waiting for this first build is left without its answer."""
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
-        waiting = False
-        for marker in index_dir.glob(f"{WAITING_MARKER}*"):
-            pid = marker.name.removeprefix(WAITING_MARKER)
-            if pid.isdigit() and _alive(int(pid)):
-                waiting = True
-            else:
-                marker.unlink(missing_ok=True)
-        if not waiting:
+        if not _queries_waiting(index_dir):
             return
         time.sleep(0.01)
+
+
+def _queries_waiting(index_dir: Path) -> bool:
+    """Whether a live query waits for this first build (markers of dead ones are removed)."""
+    waiting = False
+    for marker in index_dir.glob(f"{WAITING_MARKER}*"):
+        pid = marker.name.removeprefix(WAITING_MARKER)
+        if pid.isdigit() and _alive(int(pid)):
+            waiting = True
+        else:
+            marker.unlink(missing_ok=True)
+    return waiting
 
 
 def _alive(pid: int) -> bool:
@@ -642,11 +675,15 @@ def _changed_files(
 def _lexical_tier(
     root: Path, index_dir: Path, manifest: Manifest, options: IndexOptions, progress: Progress,
     report: IndexReport, new: bool, engine: Engine | None = None,
+    answer_from_rows: Callable[[list[PackedColumns]], None] | None = None,
 ) -> IndexStore:
     """Chunk what changed and write it with its full-text columns; returns the open store.
 
     For a new index the chunking pool starts before LanceDB is imported (about
-    1 s), so workers chunk while this process opens the store.
+    1 s), so workers chunk while this process opens the store. When a query already
+    waits for it (and the source fits in ROWS_IN_MEMORY_BYTES), every row is held in
+    memory first and handed to `answer_from_rows`, which answers that query, and only
+    then is LanceDB imported and written: both cores chunk until the answer.
     """
     disc_options = DiscoveryOptions(max_file_bytes=options.max_file_bytes)
     stats = DiscoveryStats()
@@ -678,7 +715,15 @@ def _lexical_tier(
     report.skipped_large = stats.skipped_large
     report.unreadable = stats.skipped_unreadable
     report.bad_names = stats.skipped_bad_name
+    held: list[ChunkedBatch] | None = None
     try:
+        if (pool is not None and answer_from_rows is not None and _queries_waiting(index_dir)
+                and sum(f.size for f in files) <= ROWS_IN_MEMORY_BYTES):
+            held = list(_chunked(pool, progress))
+            # What the manifest will say of these rows once they are written.
+            manifest.extra["chunker"] = CHUNKER_VERSION
+            manifest.extra["decoder"] = DECODER_VERSION
+            answer_from_rows([b.columns for b in held if b.columns.rows])
         store = IndexStore(index_dir, dim=manifest.dim, precision=manifest.precision)
         store.add_missing_columns()
         known = store.file_states()
@@ -700,7 +745,8 @@ def _lexical_tier(
             pool = make_pool(jobs, spec)
         # A crashed first build leaves rows behind: its rerun must replace, not append.
         fresh = not known and store.count_chunks() == 0
-        _write_rows(store, pool, options.batch_files * (4 if fresh else 1), fresh, progress, report)
+        batches = held if held is not None else _chunked(pool, progress)
+        _write_rows(store, batches, options.batch_files * (4 if fresh else 1), fresh, progress, report)
     finally:
         if pool is not None:
             pool.close()
@@ -713,9 +759,17 @@ def _lexical_tier(
     return store
 
 
+def _chunked(pool: RowPool, progress: Progress) -> Iterator[ChunkedBatch]:
+    """The pool's batches as they come, counted on the progress bar."""
+    progress.start("chunk", len(pool.jobs))
+    for batch in pool.results():
+        yield batch
+        progress.advance("chunk", len(batch.files))
+
+
 def _write_rows(
-    store: IndexStore, pool: RowPool, write_files: int, fresh: bool, progress: Progress,
-    report: IndexReport,
+    store: IndexStore, batches: Iterable[ChunkedBatch], write_files: int, fresh: bool,
+    progress: Progress, report: IndexReport,
 ) -> None:
     states: list[FileState] = []
     touched: list[FileState] = []
@@ -731,8 +785,7 @@ def _write_rows(
         touched.clear()
         columns.clear()
 
-    progress.start("chunk", len(pool.jobs))
-    for batch in pool.results():
+    for batch in batches:
         for item in batch.files:
             if item.state is None:
                 report.unreadable += 1
@@ -745,7 +798,6 @@ def _write_rows(
                 states.append(item.state)
         if batch.columns.rows:
             columns.append(batch.columns)
-        progress.advance("chunk", len(batch.files))
         if len(states) + len(touched) >= write_files:
             flush()
     flush()

@@ -23,12 +23,19 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict, fields
+from collections.abc import Sequence
+from dataclasses import asdict, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from codesearch.core.checks import clean_query
-from codesearch.core.wire import PROTOCOL, socket_folder, socket_name
+from codesearch.core.wire import PROTOCOL, ROWS_MARKER, socket_folder, socket_name
+
+if TYPE_CHECKING:  # imported where used: `codesearch index` must not load numpy before its workers fork
+    from codesearch.core.types import SearchOptions, SearchResult
+    from codesearch.search.searcher import Searcher
+    from codesearch.store.manifest import Manifest
+    from codesearch.store.tables import PackedColumns
 
 DEFAULT_IDLE_SECONDS = 900.0
 # Warm servers one user may run at once (each holds 180-310 MB); the least recently
@@ -274,10 +281,35 @@ class ThreadServer:
     def __init__(self, index_dir: Path, embedder: Any = None):
         self.index_dir = index_dir
         self.state = _State(index_dir, idle_seconds=float("inf"), embedder=embedder)
+        self._written: Any = None  # the index of written rows, while rows in memory answer
         self.server = _bind(self.state)
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
                                        name="codesearch-query-server", daemon=True)
         self.thread.start()
+
+    def serve_rows(self, parts: Sequence[PackedColumns], manifest: Manifest) -> None:
+        """Answer from a first build's rows held in memory (store.memory) until
+        `load_catalog`, and tell waiting queries so (ROWS_MARKER)."""
+        from codesearch.search.searcher import Searcher
+        from codesearch.store.memory import MemoryRows
+
+        rows = MemoryRows(parts)
+        count = rows.count_chunks()
+        # As the manifest will say once the rows are written: every chunk waits for a vector.
+        searcher = Searcher(self.index_dir, store=rows,
+                            manifest=replace(manifest, chunks=count, vectors_pending=count))
+        _ = searcher.catalog
+        with self.state.lock:
+            if self._written is None:
+                self._written = self.state.index
+            self.state.index = _RowsIndex(searcher)
+        (self.index_dir / ROWS_MARKER).touch()
+
+    def _end_rows(self) -> None:
+        with self.state.lock:
+            if self._written is not None:
+                self.state.index, self._written = self._written, None
+        (self.index_dir / ROWS_MARKER).unlink(missing_ok=True)
 
     def lend_embedder(self, embedder: Any) -> None:
         with self.state.lock:
@@ -286,6 +318,7 @@ class ThreadServer:
     def load_catalog(self) -> None:
         """Read the chunk catalog now (the rows are written, the index not yet declared
         queryable): the first query, a moment later, then finds it loaded."""
+        self._end_rows()
         with self.state.lock, contextlib.suppress(Exception):
             _ = self.state.index.searcher().catalog
 
@@ -302,6 +335,7 @@ class ThreadServer:
         return self.state.queries
 
     def close(self) -> None:
+        self._end_rows()
         self.server.shutdown()
         self.server.server_close()
         _unlink_if_ours(self.index_dir, self.server)
@@ -314,6 +348,24 @@ class ThreadServer:
             spawn(self.index_dir)
 
 
+class _RowsIndex:
+    """What the server asks of an Index (`api.Index`), answered by a Searcher over rows in memory."""
+
+    def __init__(self, searcher: Searcher):
+        self._searcher = searcher
+
+    def run(self, query: str, options: SearchOptions | None = None) -> SearchResult:
+        from codesearch.core.types import SearchOptions
+
+        return self._searcher.search(query, options or SearchOptions())
+
+    def searcher(self) -> Searcher:
+        return self._searcher
+
+    def lend_embedder(self, embedder: Any) -> None:
+        self._searcher.lend_embedder(embedder)
+
+
 def serve_in_thread(index_dir: Path, embedder: Any = None) -> ThreadServer | None:
     """Start answering queries for this index on a thread; None if a server already answers."""
     if request(index_dir, {"op": "ping"}, timeout=2.0):
@@ -322,6 +374,14 @@ def serve_in_thread(index_dir: Path, embedder: Any = None) -> ThreadServer | Non
         return ThreadServer(index_dir, embedder)
     except OSError:
         return None  # no socket here (permissions, path): queries fall back as usual
+
+
+def stop_stale(index_dir: Path) -> None:
+    """Before a first build: a server still bound to this index's socket answers for an
+    index that is gone (removed, and now built again, while its server idled). It stops
+    now, so the build's own server can answer the queries that wait for it."""
+    if not has_chunks(index_dir):
+        stop(index_dir)
 
 
 def serve_while_indexing(index_dir: Path) -> ThreadServer | None:
