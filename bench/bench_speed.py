@@ -102,6 +102,11 @@ def timed_build(root: Path, tier: Tier) -> dict[str, float]:
     info = manifest(root)
     if proc.returncode or not info:
         raise RuntimeError(f"{tier.name}: index failed ({proc.returncode})")
+    # The build hands its query server over to a standalone one (it answered a query):
+    # stopped here, or the next build would share the cores with its start-up.
+    wait_for_server(root)
+    run_timed(cli("stop-server"), root)
+    time.sleep(1.5)
     embedded_tier = tier.index_args != ("--lexical-only",)
     return {"lexical_s": lexical, "vectors_s": vectors if vectors is not None else
             (total if embedded_tier else float("nan")), "index_s": total,
