@@ -20,7 +20,7 @@ from codesearch.core.lock import index_lock
 from codesearch.core.tokens import path_words, symbol_words
 from codesearch.core.types import ASIDE_DIRNAME, REBUILD_DIRNAME
 from codesearch.core.version import VERSION
-from codesearch.core.wire import WAITING_MARKER
+from codesearch.core.wire import ROWS_MARKER, WAITING_MARKER
 from codesearch.embed.registry import (
     DEFAULT_MODEL,
     PRECISIONS,
@@ -474,6 +474,7 @@ def _build_locked(
             return quick
     manifest = existing or wanted
     _snapshot_path(index_dir).unlink(missing_ok=True)
+    (index_dir / ROWS_MARKER).unlink(missing_ok=True)  # left by a build killed while it answered
     manifest.complete = False
     write_manifest(index_dir, manifest)
     report = IndexReport(root=str(root))
