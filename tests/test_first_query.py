@@ -758,6 +758,11 @@ def test_a_first_build_stops_the_server_of_an_index_that_is_gone(
         still = daemon.request(index_dir, {"op": "ping"})
         assert still is not None and still["pid"] == before["pid"]  # a live index keeps its server
         shutil.rmtree(index_dir)
+        index_dir.mkdir()
+        with index_lock(index_dir):  # another first build is running: not ours to stop
+            daemon.stop_stale(index_dir)
+            still = daemon.request(index_dir, {"op": "ping"})
+            assert still is not None and still["pid"] == before["pid"]
         daemon.stop_stale(index_dir)
         deadline = time.monotonic() + 30
         while daemon.request(index_dir, {"op": "ping"}, timeout=2.0) is not None:

@@ -379,8 +379,11 @@ def serve_in_thread(index_dir: Path, embedder: Any = None) -> ThreadServer | Non
 def stop_stale(index_dir: Path) -> None:
     """Before a first build: a server still bound to this index's socket answers for an
     index that is gone (removed, and now built again, while its server idled). It stops
-    now, so the build's own server can answer the queries that wait for it."""
-    if not has_chunks(index_dir):
+    now, so the build's own server can answer the queries that wait for it. (A first
+    build running in another process holds the lock: its server is left alone.)"""
+    from codesearch.core.lockprobe import lock_is_held
+
+    if not has_chunks(index_dir) and not lock_is_held(index_dir):
         stop(index_dir)
 
 
