@@ -316,7 +316,10 @@ def prestart_workers() -> None:
 def discard_spare_workers() -> None:
     global _spare
     if _spare is not None:
-        _spare[1].shutdown(wait=False, cancel_futures=True)
+        # Waited for: the workers are idle and exit at once, and an executor still shutting
+        # down when the interpreter exits can fail its exit hook (EBADF on its wakeup pipe,
+        # a traceback on stderr after the CLI's one-line error).
+        _spare[1].shutdown(wait=True, cancel_futures=True)
         _spare = None
 
 
@@ -406,7 +409,9 @@ class RowPool:
     def close(self) -> None:
         if self._executor is not None:
             with contextlib.suppress(Exception):
-                self._executor.shutdown(wait=False, cancel_futures=True)
+                # Idle workers (every batch taken) are waited for, as in
+                # discard_spare_workers; an interrupted pool is left to stop on its own.
+                self._executor.shutdown(wait=not self._futures, cancel_futures=True)
             self._executor = None
 
     def __enter__(self) -> RowPool:
