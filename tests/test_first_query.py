@@ -360,9 +360,10 @@ def test_a_reloaded_searcher_keeps_the_catalog_of_unchanged_rows(minirepo: Path)
 
 def _fts_answers(store: object, text: str, limit: int) -> list[dict[str, object]]:
     """The full-text search the Searcher runs (search.Searcher.lexical), ids and scores."""
-    from codesearch.search.searcher import lexical_query
+    from codesearch.search.searcher import LEXICAL_BOOSTS
+    from codesearch.store.tables import full_text_query
 
-    return (store.chunks.search(lexical_query(text), query_type="fts")  # type: ignore[attr-defined]
+    return (store.chunks.search(full_text_query(text, LEXICAL_BOOSTS), query_type="fts")  # type: ignore[attr-defined]
             .select(["id", "_score"]).limit(limit).to_arrow().to_pylist())
 
 

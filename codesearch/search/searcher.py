@@ -50,7 +50,6 @@ from codesearch.store.tables import (
     IndexError_,
     IndexStore,
     Manifest,
-    full_text_query,
     read_manifest,
     vector_columns,
 )
@@ -195,12 +194,6 @@ class Catalog:
                 [fnmatch.fnmatch(p, glob) or fnmatch.fnmatch(p, f"{glob.rstrip('/')}/*")
                  for p in self.paths], dtype=bool)
         return keep
-
-
-def lexical_query(terms: str, boosts: tuple[float, float, float] = LEXICAL_BOOSTS,
-                  other_terms: str = "", other_weight: float = 0.0) -> Any:
-    """LanceDB's full-text query of these terms (store.tables.full_text_query)."""
-    return full_text_query(terms, boosts, other_terms, other_weight)
 
 
 class Searcher:

@@ -19,7 +19,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from codesearch.store.tables import LEXICAL_COLUMNS, PackedColumns
+from codesearch.store.tables import LEXICAL_COLUMNS, PackedColumns, weighted_terms
 
 K1 = 1.2
 B = 0.75
@@ -105,8 +105,7 @@ class MemoryRows:
                   other_terms: str = "", other_weight: float = 0.0) -> list[tuple[str, float]]:
         """IndexStore.full_text's answer, computed here (see the module's notes)."""
         scores: dict[int, float] = {}
-        weighted = [(terms, 1.0)] + ([(other_terms, other_weight)] if other_terms and other_weight > 0 else [])
-        for text, weight in weighted:
+        for text, weight in weighted_terms(terms, other_terms, other_weight):
             for column, boost in zip(LEXICAL_COLUMNS, boosts, strict=True):
                 field = self._field(column)
                 for term in text.split():

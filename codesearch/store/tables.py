@@ -721,12 +721,16 @@ def full_text_query(terms: str, boosts: tuple[float, float, float], other_terms:
     """
     from lancedb.query import BooleanQuery, MatchQuery, Occur
 
-    weighted = [(terms, 1.0)] + ([(other_terms, other_weight)] if other_terms and other_weight > 0 else [])
     return BooleanQuery([
         (Occur.SHOULD, MatchQuery(text, column, boost=boost * weight))
-        for text, weight in weighted
+        for text, weight in weighted_terms(terms, other_terms, other_weight)
         for column, boost in zip(LEXICAL_COLUMNS, boosts, strict=True)
     ])
+
+
+def weighted_terms(terms: str, other_terms: str, other_weight: float) -> list[tuple[str, float]]:
+    """The query's terms, and the other spellings when they count at all, with their weights."""
+    return [(terms, 1.0)] + ([(other_terms, other_weight)] if other_terms and other_weight > 0 else [])
 
 
 def scan(table: Any, columns: Sequence[str], where: str | None = None) -> Any:
